@@ -1,0 +1,35 @@
+# Two entry points for a fresh clone: `make demo` and `make test`.
+# Both create .venv on first use (Python 3.11), install torch/torchvision from the pinned
+# releases in one pip call, then segprune with its extras, and reuse it afterwards.
+
+PYTHON ?= python3.11
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.segprune-installed
+TORCH_PINS := torch==2.14.1 torchvision==0.29.1
+EXTRAS ?= dev,export,prune
+PYTEST_ARGS ?=
+
+.PHONY: demo test lint bench-camvid clean-venv
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet $(TORCH_PINS)
+	$(PY) -m pip install --quiet -e ".[$(EXTRAS)]"
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/segprune demo
+
+test: $(STAMP)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check segprune tests benchmarks
+
+bench-camvid: $(STAMP)
+	$(PY) benchmarks/camvid_baseline.py
+
+clean-venv:
+	rm -rf $(VENV)

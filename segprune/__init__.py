@@ -1,0 +1,50 @@
+"""segprune: spectral compression of semantic-segmentation networks.
+
+The public API, stage by stage (data -> models -> spectral -> compress -> train -> export
+-> bench -> regress); subpackages import lazily so ``import segprune`` stays cheap.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from segprune.errors import CheckpointError, ConfigError, DataError, SegpruneError  # noqa: E402
+
+__all__ = [
+    "CheckpointError",
+    "ConfigError",
+    "ConfusionMatrix",
+    "DataError",
+    "SegMetrics",
+    "SegpruneError",
+    "TrainConfig",
+    "__version__",
+    "build_dataset",
+    "create_model",
+    "evaluate",
+    "fit",
+    "list_models",
+    "load_checkpoint",
+    "save_checkpoint",
+]
+
+_LAZY = {
+    "ConfusionMatrix": "segprune.metrics",
+    "SegMetrics": "segprune.metrics",
+    "build_dataset": "segprune.data",
+    "create_model": "segprune.models",
+    "list_models": "segprune.models",
+    "load_checkpoint": "segprune.models",
+    "save_checkpoint": "segprune.models",
+    "TrainConfig": "segprune.train",
+    "evaluate": "segprune.train",
+    "fit": "segprune.train",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'segprune' has no attribute {name!r}")

@@ -1,0 +1,5 @@
+import sys
+
+from segprune.cli.main import main
+
+sys.exit(main())

@@ -1,0 +1,138 @@
+"""Argument groups and helpers shared by the subcommands.
+
+Options that mean the same thing are spelled the same way everywhere (``--data``,
+``--device``, ``--json``, ``--report``), so each subcommand adds groups from here rather
+than redeclaring them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from segprune.errors import ConfigError
+from segprune.io import save_json
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """``"360x480"`` -> ``(360, 480)``; a single number means a square."""
+    try:
+        parts = [int(p) for p in text.lower().replace(",", "x").split("x")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size: write HxW, e.g. 360x480") from None
+    if len(parts) == 1:
+        parts = parts * 2
+    if len(parts) != 2 or min(parts) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size: write HxW with positive integers, e.g. 360x480")
+    return parts[0], parts[1]
+
+
+def parse_floats(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(p) for p in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of numbers") from None
+
+
+def parse_ints(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(p) for p in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of integers, e.g. 6,12,18") from None
+
+
+DATA_HELP = ("dataset as KIND:PATH: camvid:../shared/data/camvid, cityscapes:DIR, voc:DIR (VOC2012), "
+             "folder:DIR (images/ + masks/ + classes.txt), or synthetic[:n=64,size=96x128,classes=6,seed=0] "
+             "(generated in memory, no files)")
+
+
+def add_data_args(parser: argparse.ArgumentParser, *, split: str | None = None) -> None:
+    group = parser.add_argument_group("data")
+    group.add_argument("--data", required=True, metavar="SPEC", help=DATA_HELP)
+    if split is not None:
+        group.add_argument("--split", default=split, help="which split to read")
+    group.add_argument("--workers", type=int, default=0, metavar="N",
+                       help="DataLoader worker processes (0 loads in the main process)")
+
+
+def add_runtime_args(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("runtime")
+    group.add_argument("--device", default="auto",
+                       help="cpu, cuda, cuda:N or auto (auto: the GPU when one is visible)")
+    group.add_argument("--threads", type=int, default=None, metavar="N",
+                       help="CPU threads for PyTorch (PyTorch picks when unset, usually the core count)")
+    group.add_argument("--no-progress", action="store_true", help="hide progress bars (they go to stderr)")
+
+
+def add_output_args(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("output")
+    group.add_argument("--json", action="store_true",
+                       help="print the JSON report to stdout instead of the table")
+    group.add_argument("--report", type=Path, metavar="PATH",
+                       help="also write the JSON report to PATH (atomically)")
+
+
+def apply_runtime(args: argparse.Namespace) -> None:
+    import torch
+
+    if getattr(args, "threads", None):
+        torch.set_num_threads(args.threads)
+
+
+def emit(args: argparse.Namespace, report: dict[str, Any], table: str) -> None:
+    """Write the report where asked and print either the JSON or the table."""
+    if getattr(args, "report", None):
+        save_json(args.report, report)
+    if getattr(args, "json", False):
+        json.dump(report, sys.stdout, indent=2, default=_default)
+        sys.stdout.write("\n")
+    else:
+        print(table)
+
+
+def _default(value: Any) -> Any:
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return str(value)
+
+
+def require_positive(name: str, value: float | int) -> None:
+    if value <= 0:
+        raise ConfigError(f"--{name.replace('_', '-')} must be positive, got {value}")
+
+
+def add_model_args(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("model")
+    group.add_argument("--model", default="deeplabv3plus_resnet18",
+                       help="architecture_backbone, e.g. deeplabv3plus_resnet50 or dan_mobilenet_v2 "
+                            "(`segprune info` lists them)")
+    group.add_argument("--output-stride", type=int, choices=(8, 16), default=None,
+                       help="backbone output stride through dilation (model default: 16)")
+    group.add_argument("--atrous-rates", type=parse_ints, default=None, metavar="R1,R2,R3",
+                       help="ASPP atrous rates (model default: 6,12,18 at OS16, 12,24,36 at OS8)")
+    group.add_argument("--aspp-channels", type=int, default=None, metavar="C", help="ASPP width (model default: 256)")
+    group.add_argument("--decoder-channels", type=int, default=None, metavar="C",
+                       help="decoder 3x3 conv width (model default: 256)")
+    group.add_argument("--backbone-weights", default=None, metavar="PATH",
+                       help="local ImageNet state dict for the backbone (a torchvision .pth file; never downloaded)")
+    group.add_argument("--init", default=None, metavar="CKPT",
+                       help="start from this segprune checkpoint instead of a fresh model (--model options are ignored)")
+
+
+def model_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The model options the user actually gave, as ``create_model`` keyword arguments."""
+    names = ("output_stride", "atrous_rates", "aspp_channels", "decoder_channels", "backbone_weights")
+    return {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
+
+
+def build_or_load_model(args: argparse.Namespace, num_classes: int):
+    """A fresh model from ``--model`` options, or the ``--init`` checkpoint checked against the data."""
+    from segprune.models import create_model, load_checkpoint
+
+    if getattr(args, "init", None):
+        model, _ = load_checkpoint(args.init, num_classes=num_classes)
+        return model
+    return create_model(args.model, num_classes=num_classes, **model_overrides(args))

@@ -1,0 +1,53 @@
+"""``segprune eval``: mIoU, mean class accuracy and per-class IoU of a checkpoint on a split."""
+
+from __future__ import annotations
+
+import argparse
+
+from segprune.cli.common import (
+    add_data_args,
+    add_output_args,
+    add_runtime_args,
+    apply_runtime,
+    emit,
+    parse_size,
+)
+
+NAME = "eval"
+HELP = "evaluate a checkpoint on a dataset split"
+DESCRIPTION = ("Evaluate a segprune checkpoint: confusion matrix over the split, then mIoU, mean class accuracy, "
+               "pixel accuracy and per-class IoU (ignore pixels excluded). Scores are computed at the label's "
+               "resolution even when --input-size runs the model on smaller inputs.")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("checkpoint", help="a .safetensors checkpoint written by segprune")
+    add_data_args(parser, split="val")
+    parser.add_argument("--input-size", type=parse_size, default=None, metavar="HxW",
+                        help="resize inputs to this size before the model (the size it was trained for)")
+    parser.add_argument("--batch-size", type=int, default=4, help="images per forward pass")
+    add_runtime_args(parser)
+    add_output_args(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    from segprune.data import EvalTransform, build_dataset, make_loader
+    from segprune.models import load_checkpoint
+    from segprune.report import make_report, metrics_table
+    from segprune.train import evaluate
+    from segprune.train.distributed import resolve_device
+
+    apply_runtime(args)
+    dataset = build_dataset(args.data, args.split, transform=EvalTransform())
+    device = resolve_device(args.device)
+    model, _info = load_checkpoint(args.checkpoint, num_classes=dataset.num_classes, map_location=str(device))
+    loader = make_loader(dataset, args.batch_size, shuffle=False, workers=args.workers)
+    metrics, timing = evaluate(model.to(device), loader, dataset.num_classes, device=device,
+                               input_size=args.input_size, class_names=dataset.classes,
+                               progress=not args.no_progress)
+    report = make_report("eval", checkpoint=str(args.checkpoint), data=args.data, split=args.split,
+                         input_size=args.input_size, metrics=metrics.to_dict(), timing=timing,
+                         device=str(device))
+    emit(args, report, f"{metrics_table(metrics.to_dict())}\n{timing['images']} images, "
+                       f"{timing['images_per_s']:.1f} images/s on {device}")
+    return 0

@@ -1,0 +1,55 @@
+"""The ``segprune`` command: one parser, one module per subcommand.
+
+Each subcommand module exposes ``NAME``, ``HELP``, ``add_arguments(parser)`` and
+``run(args) -> int`` and imports its heavy dependencies inside ``run``, so ``--help``
+works (and is quick) even where optional packages are missing. A
+:class:`~segprune.errors.SegpruneError` is a user error: its one-line message is printed
+and the exit status is 2, with no traceback. Exit 1 is reserved for a detected
+regression (``segprune check``), 0 for success.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from segprune import __version__
+from segprune.errors import SegpruneError
+
+SUBCOMMANDS = ("train", "eval", "data", "demo", "info")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="segprune",
+        description="Measure, compress and deploy semantic-segmentation networks.",
+        epilog="Run `segprune COMMAND --help` for the options of a command.",
+    )
+    parser.add_argument("--version", action="version", version=f"segprune {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in SUBCOMMANDS:
+        module = importlib.import_module(f"segprune.cli.{name}_cmd")
+        sp = sub.add_parser(name, help=module.HELP, description=module.DESCRIPTION,
+                            formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        module.add_arguments(sp)
+        sp.set_defaults(run=module.run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.run(args) or 0)
+    except SegpruneError as exc:
+        print(f"segprune {args.command}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print(f"segprune {args.command}: interrupted; outputs already written are complete", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,27 @@
+"""User-facing errors.
+
+Every error a user can cause (bad data, wrong checkpoint, impossible option) is a
+:class:`SegpruneError`. Its message is one line that says what is wrong and how to fix
+it; the CLI prints that line and exits with status 2, without a traceback. Anything else
+that escapes is a bug in segprune and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+
+class SegpruneError(Exception):
+    """An error caused by the user's input; the message names the fix."""
+
+    exit_code = 2
+
+
+class DataError(SegpruneError, ValueError):
+    """A dataset, image or label file that cannot be used as it is."""
+
+
+class CheckpointError(SegpruneError):
+    """A checkpoint that is missing, unreadable or does not match the model asked for."""
+
+
+class ConfigError(SegpruneError, ValueError):
+    """An option or model configuration that cannot be built."""

@@ -1,0 +1,85 @@
+"""Atomic file output and safe loading.
+
+Outputs are written to a temporary file in the destination folder and moved into place
+with :func:`os.replace`, which is atomic on POSIX and Windows: an interrupted run leaves
+either the old file or the new one under the final name, never half of one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from segprune.errors import SegpruneError
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
+    """Open a temporary sibling of ``path`` for writing; move it onto ``path`` on success."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, mode) as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path for libraries that insist on writing by file name.
+
+    safetensors, matplotlib and onnx write to a path, not a handle; they write to the
+    yielded path and it is renamed onto ``path`` only if the block finishes.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix or ".tmp")
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def save_json(path: str | os.PathLike, obj: Any) -> None:
+    """Write ``obj`` as indented JSON, atomically."""
+    with atomic_write(path, "w") as handle:
+        json.dump(obj, handle, indent=2, sort_keys=False, default=_json_default)
+        handle.write("\n")
+
+
+def load_json(path: str | os.PathLike) -> Any:
+    """Read a JSON file, turning a missing or malformed file into a user error."""
+    path = Path(path)
+    try:
+        with open(path) as handle:
+            return json.load(handle)
+    except FileNotFoundError:
+        raise SegpruneError(f"{path} does not exist: check the path") from None
+    except json.JSONDecodeError as exc:
+        raise SegpruneError(f"{path} is not valid JSON ({exc.msg} at line {exc.lineno}): "
+                            "regenerate it or fix it by hand") from None
+
+
+def _json_default(value: Any) -> Any:
+    """Let tensors, numpy scalars and paths appear in reports without conversions at every call site."""
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    raise TypeError(f"cannot write {type(value).__name__} as JSON")

@@ -1,0 +1,158 @@
+"""The segprune checkpoint: one safetensors file that rebuilds its model without pickle.
+
+Layout: the model's ``state_dict`` as safetensors tensors; the safetensors header metadata
+holds, under the key ``"segprune"``, the JSON of ``{"format": "segprune-checkpoint",
+"version": 1, "config": ModelConfig with channel_overrides filled in, "metadata": {...}}``.
+A sidecar ``<path>.json`` repeats that JSON for people and tools that do not read
+safetensors. Loading reads the header, builds the model from the config, checks every
+tensor name and shape, then loads with ``strict=True``; every failure is one CheckpointError
+line saying what is wrong and what to do.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+from torch import nn
+
+from segprune.errors import CheckpointError, ConfigError
+from segprune.io import atomic_path, save_json
+from segprune.models.channels import channel_overrides_of
+from segprune.models.config import ModelConfig
+from segprune.models.files import check_file, sniff_format, state_dict_mismatch
+from segprune.models.registry import build_model
+
+FORMAT = "segprune-checkpoint"
+VERSION = 1
+HEADER_KEY = "segprune"
+
+
+def save_checkpoint(path: str | os.PathLike, model: nn.Module, metadata: dict[str, Any] | None = None) -> Path:
+    """Write ``model`` to ``path`` (safetensors) and ``<path>.json``, both atomically; returns ``path``.
+
+    ``metadata`` (epoch, metrics, training options...) must be JSON-serialisable.
+    """
+    config = getattr(model, "config", None)
+    if not isinstance(config, ModelConfig):
+        raise ConfigError(f"save_checkpoint needs a segprune model with a .config, got {type(model).__name__}: "
+                          "build it with segprune.models.create_model or build_model")
+    config = replace(config, channel_overrides=channel_overrides_of(model))
+    header = {"format": FORMAT, "version": VERSION, "config": config.to_dict(), "metadata": metadata or {}}
+    try:
+        text = json.dumps(header, default=_json_default)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"checkpoint metadata is not JSON-serialisable ({exc}): pass numbers, strings, "
+                          "lists and dicts") from None
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        save_file(_tensors_for_saving(model.state_dict()), str(tmp), metadata={HEADER_KEY: text})
+    save_json(sidecar_path(path), json.loads(text))
+    return path
+
+
+def sidecar_path(path: str | os.PathLike) -> Path:
+    """``<path>.json``: the human-readable copy of a checkpoint's header."""
+    return Path(f"{os.fspath(path)}.json")
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
+
+
+def _tensors_for_saving(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Detached, contiguous CPU tensors; tensors sharing storage are copied (safetensors refuses aliases)."""
+    out, seen = {}, set()
+    for name, tensor in state.items():
+        t = tensor.detach().to("cpu").contiguous()
+        ptr = t.untyped_storage().data_ptr()
+        if ptr in seen and t.numel() > 0:
+            t = t.clone()
+        seen.add(ptr)
+        out[name] = t
+    return out
+
+
+def read_checkpoint_header(path: str | os.PathLike) -> dict[str, Any]:
+    """The parsed ``"segprune"`` header of a checkpoint, without reading its tensors."""
+    path = check_file(path, "checkpoint")
+    kind = sniff_format(path)
+    if kind in ("zip-pickle", "pickle"):
+        raise CheckpointError(f"checkpoint {path} looks like a PyTorch pickle (torch.save), not a segprune "
+                              "safetensors checkpoint: read it with segprune.models.load_state_dict_file(path), "
+                              "load that into create_model(...) and save it with save_checkpoint")
+    if kind != "safetensors":
+        raise CheckpointError(f"checkpoint {path} is not a safetensors file (corrupted, truncated or another "
+                              "format): pass a .safetensors file written by segprune's save_checkpoint")
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            meta = handle.metadata() or {}
+    except Exception as exc:  # safetensors raises SafetensorError, OSError... for broken files
+        raise CheckpointError(f"checkpoint {path} is an unreadable safetensors file ({exc}): it is corrupted or "
+                              "truncated; write it again with save_checkpoint") from None
+    if HEADER_KEY not in meta:
+        raise CheckpointError(f"checkpoint {path} is a safetensors file without a segprune header: it was not "
+                              "written by save_checkpoint; load its tensors with safetensors.torch.load_file "
+                              "into create_model(...) and save that")
+    try:
+        header = json.loads(meta[HEADER_KEY])
+    except json.JSONDecodeError:
+        header = None
+    if not isinstance(header, dict) or header.get("format") != FORMAT or not isinstance(header.get("config"), dict):
+        raise CheckpointError(f"checkpoint {path} has a corrupted segprune header: write it again with "
+                              "save_checkpoint")
+    version = header.get("version")
+    if not isinstance(version, int) or version > VERSION:
+        raise CheckpointError(f"checkpoint {path} has format version {version!r}, this segprune reads up to "
+                              f"{VERSION}: upgrade segprune")
+    return header
+
+
+def load_checkpoint(path: str | os.PathLike, *, num_classes: int | None = None, arch: str | None = None,
+                    map_location: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
+    """Rebuild the model saved at ``path`` and load its weights strictly; returns ``(model, info)``.
+
+    ``num_classes`` and ``arch``, when given, must match the checkpoint. The model is
+    returned in eval mode on ``map_location``; ``info`` holds the path, format version,
+    config dict and the metadata given to :func:`save_checkpoint`.
+    """
+    header = read_checkpoint_header(path)
+    try:
+        config = ModelConfig.from_dict(header["config"])
+    except ConfigError as exc:
+        raise CheckpointError(f"checkpoint {path} holds an invalid model config ({exc}); write it again "
+                              "with save_checkpoint") from None
+    if num_classes is not None and num_classes != config.num_classes:
+        raise CheckpointError(f"checkpoint {path} has {config.num_classes} classes, you asked for {num_classes}: "
+                              f"use data with {config.num_classes} classes, or start from a fresh model "
+                              f"(create_model(..., num_classes={num_classes}))")
+    if arch is not None and arch != config.arch:
+        raise CheckpointError(f"checkpoint {path} is a {config.arch} model, you asked for {arch}: "
+                              f"pass a {arch} checkpoint or arch={config.arch!r}")
+    model = build_model(replace(config, backbone_weights=None))
+    model.config = config.resolved()
+    expected = {k: v.shape for k, v in model.state_dict().items()}
+    device = str(torch.device(map_location))
+    with safe_open(str(path), framework="pt", device=device) as handle:
+        found = {k: torch.Size(handle.get_slice(k).get_shape()) for k in handle.keys()}
+        problem = state_dict_mismatch(expected, found)
+        if problem:
+            raise CheckpointError(f"checkpoint {path} does not match the {config.arch}_{config.backbone} model its "
+                                  f"config describes: {problem}; the file was edited or made by another "
+                                  "version: write it again with save_checkpoint")
+        state = {k: handle.get_tensor(k) for k in found}
+    model.to(device)
+    model.load_state_dict(state, strict=True)
+    info = {"path": str(path), "format": header["format"], "version": header["version"],
+            "config": config.to_dict(), "metadata": header.get("metadata") or {}}
+    return model.eval(), info

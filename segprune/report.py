@@ -1,0 +1,89 @@
+"""Reports: a versioned JSON document for machines, an aligned table for people.
+
+Each command builds one report dictionary with :func:`make_report`; ``--json`` prints it
+(or ``--report PATH`` writes it atomically), and the table goes to stdout. The
+``schema`` field (``segprune.<kind>/<version>``) lets a consumer refuse a report it
+does not understand instead of misreading it.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import math
+import os
+import platform
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+SCHEMA_VERSION = 1
+
+
+def environment() -> dict[str, Any]:
+    """Versions and hardware that a measured number depends on."""
+    import torch
+
+    env: dict[str, Any] = {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+    }
+    try:
+        import torchvision
+
+        env["torchvision"] = torchvision.__version__
+    except ImportError:  # pragma: no cover - torchvision is a dependency
+        pass
+    if torch.cuda.is_available():
+        env["cuda_device"] = torch.cuda.get_device_name(0)
+        env["cuda"] = torch.version.cuda
+    return env
+
+
+def make_report(kind: str, **payload: Any) -> dict[str, Any]:
+    """A report dictionary with schema, creation time, versions and the given payload."""
+    from segprune import __version__
+
+    return {
+        "schema": f"segprune.{kind}/{SCHEMA_VERSION}",
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "segprune": __version__,
+        "environment": environment(),
+        **payload,
+    }
+
+
+def format_value(value: Any, digits: int = 2) -> str:
+    if isinstance(value, float):
+        return "-" if math.isnan(value) else f"{value:.{digits}f}"
+    return str(value)
+
+
+def format_table(rows: Iterable[Sequence[Any]], headers: Sequence[str], digits: int = 2) -> str:
+    """Left-aligned text columns, right-aligned numbers, one header rule."""
+    rows = [list(r) for r in rows]
+    cells = [[format_value(v, digits) for v in row] for row in rows]
+    numeric = [bool(rows) and all(isinstance(r[i], (int, float)) and not isinstance(r[i], bool) for r in rows)
+               for i in range(len(headers))]
+    widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
+
+    def line(values: Sequence[str], header: bool = False) -> str:
+        out = []
+        for i, v in enumerate(values):
+            out.append(v.rjust(widths[i]) if numeric[i] and not header else v.ljust(widths[i]))
+        return "  ".join(out).rstrip()
+
+    text = [line(headers, header=True), "  ".join("-" * w for w in widths)]
+    text += [line(r) for r in cells]
+    return "\n".join(text)
+
+
+def metrics_table(metrics: dict[str, Any]) -> str:
+    """Per-class IoU and accuracy followed by the means, for ``eval``/``train`` output."""
+    rows: list[list[Any]] = [[name, metrics["per_class_iou"][name], metrics["per_class_acc"][name]]
+                             for name in metrics["per_class_iou"]]
+    rows.append(["mean", metrics["miou"], metrics["macc"]])
+    table = format_table(rows, ["class", "IoU %", "Acc %"])
+    return f"{table}\npixel accuracy {format_value(metrics['pixel_acc'])} %"
