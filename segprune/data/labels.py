@@ -13,6 +13,7 @@ import os
 from collections.abc import Mapping
 
 import numpy as np
+import torch
 
 from segprune.errors import DataError
 
@@ -113,3 +114,18 @@ def check_mask(mask: np.ndarray, num_classes: int, what: str = "mask") -> None:
         found = np.unique(mask[~valid]).tolist()[:12]
         raise DataError(f"{what} holds label values {found} outside 0..{num_classes - 1} and "
                         f"{IGNORE_INDEX} (ignore): fix the labels or the class count")
+
+
+def one_hot(labels: torch.Tensor, num_classes: int, ignore_index: int = 255,
+            dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """``(B, H, W)`` class indices -> ``(B, K, H, W)`` one-hot maps, zero at ignore pixels.
+
+    Ignore pixels are routed to an extra channel that is dropped, so one ``scatter_`` does
+    the whole batch.
+    """
+    labels = labels.to(torch.int64)
+    safe = torch.where(labels == ignore_index, torch.full_like(labels, num_classes), labels)
+    b, h, w = safe.shape
+    out = torch.zeros(b, num_classes + 1, h, w, dtype=dtype, device=labels.device)
+    out.scatter_(1, safe[:, None], 1.0)
+    return out[:, :num_classes]
