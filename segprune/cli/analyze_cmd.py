@@ -5,8 +5,16 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from segprune.cli.common import (add_data_args, add_output_args, add_runtime_args, apply_runtime, emit,
-                                 parse_floats, parse_ints, parse_size)
+from segprune.cli.common import (
+    add_data_args,
+    add_output_args,
+    add_runtime_args,
+    apply_runtime,
+    emit,
+    parse_floats,
+    parse_ints,
+    parse_size,
+)
 
 NAME = "analyze"
 HELP = "measure label and feature spectra, cut-off frequency and the grid that resolves it"

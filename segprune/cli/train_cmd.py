@@ -48,6 +48,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      help="random scale factors applied before cropping")
     aug.add_argument("--eval-size", type=parse_size, default=None, metavar="HxW",
                      help="run evaluation inputs at this size; logits are upsampled and scored at label size")
+    aug.add_argument("--block-labels", type=int, default=None, metavar="B",
+                     help="train on block-wise weak labels: each BxB block takes one class (eval uses full labels)")
+    aug.add_argument("--block-mode", choices=("majority", "pure"), default="majority",
+                     help="majority: the block's most frequent class; pure: mixed blocks become ignore")
+    aug.add_argument("--block-purity", type=float, default=1.0, metavar="P",
+                     help="with --block-mode pure, the majority share a block needs to keep its label")
     aug.add_argument("--eval-every", type=int, default=1, metavar="N", help="evaluate every N epochs")
     run = parser.add_argument_group("run")
     run.add_argument("--out", type=Path, default=Path("runs/train"), metavar="DIR", help="run folder for checkpoints, training state and history")
@@ -60,6 +66,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from segprune.data import EvalTransform, TrainTransform, build_dataset
+    from segprune.data.blocks import BlockLabelTransform
     from segprune.report import make_report, metrics_table
     from segprune.train import TrainConfig, fit, seed_everything
 
@@ -70,15 +77,18 @@ def run(args: argparse.Namespace) -> int:
         crop_size=args.crop_size, base_size=args.base_size, scale_range=tuple(args.scale_range),
         eval_size=args.eval_size, eval_every=args.eval_every, amp=not args.no_amp, seed=args.seed,
         workers=args.workers, grad_clip=args.grad_clip).validate()
-    train_set = build_dataset(args.data, args.train_split,
-                              transform=TrainTransform(cfg.crop_size, scale_range=cfg.scale_range,
-                                                       base_size=cfg.base_size))
+    transform = TrainTransform(cfg.crop_size, scale_range=cfg.scale_range, base_size=cfg.base_size)
+    train_set = build_dataset(args.data, args.train_split, transform=transform)
+    if args.block_labels:
+        train_set.transform = BlockLabelTransform(transform, train_set.num_classes, args.block_labels,
+                                                  args.block_mode, args.block_purity, train_set.ignore_index)
     val_set = build_dataset(args.data, args.val_split, transform=EvalTransform())
     seed_everything(cfg.seed)
     model = build_or_load_model(args, train_set.num_classes)
     summary = fit(model, train_set, val_set, cfg, args.out, device=args.device, resume=args.resume,
                   progress=not args.no_progress, stop_after=args.stop_after)
-    report = make_report("train", data=args.data, model=model.config.to_dict(), train=cfg.to_dict(),
+    report = make_report("train", data=args.data, block_labels=args.block_labels and
+                         {"block": args.block_labels, "mode": args.block_mode, "purity": args.block_purity}, model=model.config.to_dict(), train=cfg.to_dict(),
                          out=str(args.out), **summary)
     if summary["rank"] == 0:
         table = metrics_table(summary["final"]) if summary["final"] else "no evaluation ran"

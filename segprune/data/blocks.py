@@ -92,4 +92,4 @@ class BlockLabelTransform:
     def __call__(self, image, mask, generator=None):
         blocked = block_labels(torch.from_numpy(mask), self.num_classes, self.block, self.mode,
                                purity=self.purity, ignore_index=self.ignore_index).numpy()
-        return self.inner(image, blocked, generator) if generator is not None else self.inner(image, blocked)
+        return self.inner(image, blocked, generator)

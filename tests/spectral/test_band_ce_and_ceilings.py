@@ -8,8 +8,7 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from segprune.data.blocks import annotation_cost, block_labels
-from segprune.errors import ConfigError
+from segprune.data.blocks import block_labels
 from segprune.spectral import Ceilings, band_ce_share, ce_by_band, grid_labels, lowpass_labels, recommend_grid
 
 sizes = st.tuples(st.integers(1, 33), st.integers(1, 33))
@@ -55,23 +54,6 @@ def test_lowpass_of_a_smooth_map_survives_truncation() -> None:
     labels[:, 8:24, 8:24] = 1
     assert (lowpass_labels(labels, 2, 0.5) == labels).float().mean() > 0.97
     assert (lowpass_labels(labels, 2, 0.05) == labels).float().mean() < 1.0
-
-
-def test_block_majority_pure_and_soft() -> None:
-    lab = torch.tensor([[0, 0, 1, 1, 2],
-                        [0, 1, 1, 1, 2],
-                        [255, 255, 2, 2, 2]])
-    maj = block_labels(lab, 3, 2)
-    assert maj.tolist() == [[0, 0, 1, 1, 2], [0, 0, 1, 1, 2], [255, 255, 2, 2, 2]]
-    pure = block_labels(lab, 3, 2, "pure", purity=1.0)
-    assert pure[0, 0] == 255 and pure[0, 2] == 1 and pure[2, 0] == 255
-    soft = block_labels(lab, 3, 2, "soft")
-    assert soft.shape == (3, 3, 5)
-    assert soft[:, 0, 0].tolist() == pytest.approx([0.75, 0.25, 0.0])
-    assert soft[:, 2, 0].tolist() == [0.0, 0.0, 0.0]
-    with pytest.raises(ConfigError, match="block size"):
-        block_labels(lab, 3, 0)
-    assert annotation_cost((360, 480), 8)["blocks_per_image"] == 45 * 60
 
 
 def test_recommended_grid_resolves_the_cutoff() -> None:
