@@ -21,7 +21,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default="deeplabv3plus_resnet18", help="model name (see `segprune info`)")
     parser.add_argument("--width", type=int, default=64, metavar="C",
                         help="ASPP and decoder width: the demo uses a narrow model to finish in minutes")
-    parser.add_argument("--epochs", type=int, default=6, help="training epochs")
+    parser.add_argument("--epochs", type=int, default=20, help="training epochs")
     parser.add_argument("--batch-size", type=int, default=8, help="images per step")
     parser.add_argument("--crop-size", type=parse_size, default=(96, 128), metavar="HxW", help="training crop height and width")
     parser.add_argument("--out", type=Path, default=Path("runs/demo"), metavar="DIR",

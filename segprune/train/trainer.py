@@ -69,7 +69,8 @@ def _autocast(device: torch.device, enabled: bool):
 
 def fit(model: nn.Module, train_set, val_set, cfg: TrainConfig, out_dir: str | Path | None = None, *,
         device: str | None = None, resume: bool = False, criterion: Callable | None = None,
-        progress: bool = True, stop_after: int | None = None) -> dict[str, Any]:
+        progress: bool = True, stop_after: int | None = None,
+        train_module: nn.Module | None = None) -> dict[str, Any]:
     """Train ``model`` on ``train_set``, evaluating on ``val_set``; return the run's summary.
 
     ``criterion(outputs, labels)`` may replace cross-entropy; it receives the raw model
@@ -77,19 +78,26 @@ def fit(model: nn.Module, train_set, val_set, cfg: TrainConfig, out_dir: str | P
     RNGs from ``(seed, epoch, rank)``, so a resumed run sees the same batches and
     augmentations as an uninterrupted one. ``stop_after`` ends the run after that many
     epochs without changing the schedule, to split a long run over sessions (``--resume``).
+
+    ``train_module`` is what the training steps call instead of ``model``: a wrapper that
+    adds training-only parts (self-regulation exits, a distillation teacher) around it.
+    Its parameters are optimised; evaluation and checkpoints use ``model`` alone, so the
+    deployed network never carries the training-only parts.
     """
     cfg.validate()
     ctx = init_distributed(device)
     seed_everything(cfg.seed)
     out = Path(out_dir) if out_dir is not None else None
-    model = model.to(ctx.device)
-    core = model
+    core = model.to(ctx.device)
+    trainable = (train_module if train_module is not None else core).to(ctx.device)
     if ctx.enabled:
         if ctx.device.type == "cuda":
-            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
-            core = model
+            # converts BN layers in place inside the containers, so ``core`` sees them too
+            trainable = nn.SyncBatchNorm.convert_sync_batchnorm(trainable)
         model = nn.parallel.DistributedDataParallel(
-            model, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None)
+            trainable, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None)
+    else:
+        model = trainable
     criterion = criterion or CrossEntropy(ignore_index=getattr(train_set, "ignore_index", 255))
 
     loader = make_loader(train_set, cfg.batch_size, shuffle=True, workers=cfg.workers, seed=cfg.seed,
@@ -99,14 +107,15 @@ def fit(model: nn.Module, train_set, val_set, cfg: TrainConfig, out_dir: str | P
     val_view = torch.utils.data.Subset(val_set, shard_indices(len(val_set), ctx)) if ctx.enabled else val_set
     val_loader = make_loader(val_view, cfg.batch_size, shuffle=False, workers=cfg.workers)
     steps_per_epoch = len(loader)
-    optimizer = build_optimizer(core, cfg)
+    optimizer = build_optimizer(trainable, cfg)
     scheduler = build_scheduler(optimizer, cfg, cfg.epochs * steps_per_epoch)
     scaler = torch.amp.GradScaler("cuda", enabled=cfg.amp and ctx.device.type == "cuda"
                                   and not torch.cuda.is_bf16_supported())
     history: list[dict] = []
     start_epoch, best = 0, {"miou": float("-inf"), "epoch": None}
     if resume:
-        start_epoch, best, history = _resume(out, core, optimizer, scheduler, scaler, ctx)
+        start_epoch, best, history = _resume(out, core, trainable if train_module is not None else None,
+                                             optimizer, scheduler, scaler, ctx)
 
     num_classes = val_set.num_classes if hasattr(val_set, "num_classes") else core.config.num_classes
     class_names = getattr(val_set, "classes", None)
@@ -131,7 +140,7 @@ def fit(model: nn.Module, train_set, val_set, cfg: TrainConfig, out_dir: str | P
             scaler.scale(loss).backward()
             if cfg.grad_clip:
                 scaler.unscale_(optimizer)
-                nn.utils.clip_grad_norm_(core.parameters(), cfg.grad_clip)
+                nn.utils.clip_grad_norm_(trainable.parameters(), cfg.grad_clip)
             scaler.step(optimizer)
             scaler.update()
             scheduler.step()
@@ -166,7 +175,8 @@ def fit(model: nn.Module, train_set, val_set, cfg: TrainConfig, out_dir: str | P
             save_train_state(out / "last.state.safetensors", {
                 "epoch": epoch + 1, "best": best, "history": history, "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
-                "train_config": cfg.to_dict()})
+                "train_config": cfg.to_dict(),
+                "train_module": trainable.state_dict() if train_module is not None else None})
             save_json(out / "history.json", history)
         barrier(ctx)
         if stop_after is not None and epoch + 1 >= stop_after:
@@ -184,7 +194,8 @@ def _epoch_line(r: dict) -> str:
     return "  ".join(parts)
 
 
-def _resume(out: Path | None, core: nn.Module, optimizer, scheduler, scaler, ctx: DistContext):
+def _resume(out: Path | None, core: nn.Module, wrapper: nn.Module | None, optimizer, scheduler, scaler,
+            ctx: DistContext):
     if out is None:
         raise CheckpointError("resume needs the run folder: pass --out DIR of the run to continue")
     state = load_train_state(out / "last.state.safetensors")
@@ -194,6 +205,11 @@ def _resume(out: Path | None, core: nn.Module, optimizer, scheduler, scaler, ctx
     except (RuntimeError, FileNotFoundError) as exc:
         raise CheckpointError(f"cannot resume from {out / 'last.safetensors'}: {str(exc).splitlines()[0]}; "
                               "resume with the same --model options as the first run") from None
+    if wrapper is not None:
+        if not state.get("train_module"):
+            raise CheckpointError(f"{out} was trained without the training-only modules asked for now "
+                                  "(self-regulation exits or distillation): resume with the same loss options")
+        wrapper.load_state_dict(state["train_module"])
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
     scaler.load_state_dict(state["scaler"])
