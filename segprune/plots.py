@@ -112,3 +112,34 @@ def plot_feature_heatmap(energy: dict[str, torch.Tensor], path: Path, bins: int 
         ax.set(title=layer, xlabel="band f", ylabel="channel (sorted)")
     fig.colorbar(im, ax=axes[0].tolist(), label="energy fraction inside band f")
     return _save(fig, path)
+
+
+
+def plot_erf(erf: torch.Tensor, centre: tuple[float, float], radii: dict[str, float], path: Path,
+             log_scale: bool = False, title: str = "Effective receptive field") -> Path:
+    """The ERF map (sums to 1) with a circle around ``centre`` at each radius in ``radii``.
+
+    ``radii`` maps a label (``"50%"``) to a radius in pixels. A log colour scale shows the
+    faint outer taps of the ASPP lattice that a linear scale hides under the bright centre;
+    it spans six decades below the peak.
+    """
+    from matplotlib.colors import LogNorm, Normalize
+    from matplotlib.patches import Circle
+
+    plt = _pyplot()
+    data = erf.detach().to("cpu", torch.float64).numpy()
+    peak = float(data.max()) if data.size else 1.0
+    norm = LogNorm(vmin=peak * 1e-6, vmax=peak, clip=True) if log_scale and peak > 0 else Normalize(0, peak)
+    h, w = data.shape
+    fig, ax = plt.subplots(figsize=(6.4, 6.4 * h / w + 0.6))
+    im = ax.imshow(data.clip(min=peak * 1e-6) if log_scale else data, cmap="magma", norm=norm,
+                   interpolation="nearest")
+    colours = ("cyan", "lime", "white", "yellow")
+    for (label, radius), colour in zip(radii.items(), colours * len(radii), strict=False):
+        ax.add_patch(Circle((centre[1], centre[0]), radius, fill=False, color=colour, lw=1.2,
+                            label=f"{label} of mass: r = {radius:.1f} px"))
+    ax.plot([centre[1]], [centre[0]], "+", color="white", ms=8)
+    ax.set(title=title, xlabel="x (pixels)", ylabel="y (pixels)", xlim=(-0.5, w - 0.5), ylim=(h - 0.5, -0.5))
+    ax.legend(loc="upper right", fontsize=7)
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="share of gradient mass" + (" (log)" if log_scale else ""))
+    return _save(fig, path)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,17 @@ def parse_ints(text: str) -> tuple[int, ...]:
         return tuple(int(p) for p in text.split(","))
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of integers, e.g. 6,12,18") from None
+
+
+def parse_rates(text: str) -> tuple[int, ...] | str:
+    """``"6,12,18"`` -> ``(6, 12, 18)``; ``"auto"`` stays ``"auto"`` (sized to the training crop later)."""
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        return tuple(int(p) for p in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a list of rates: write R1,R2,R3, e.g. 6,12,18, "
+                                         "or auto") from None
 
 
 DATA_HELP = ("dataset as KIND:PATH: camvid:../shared/data/camvid, cityscapes:DIR, voc:DIR (VOC2012), "
@@ -111,8 +123,10 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
                             "(`segprune info` lists them)")
     group.add_argument("--output-stride", type=int, choices=(8, 16), default=None,
                        help="backbone output stride through dilation (model default: 16)")
-    group.add_argument("--atrous-rates", type=parse_ints, default=None, metavar="R1,R2,R3",
-                       help="ASPP atrous rates (model default: 6,12,18 at OS16, 12,24,36 at OS8)")
+    group.add_argument("--atrous-rates", type=parse_rates, default=None, metavar="R1,R2,R3|auto",
+                       help="ASPP atrous rates (model default: 6,12,18 at OS16, 12,24,36 at OS8); auto sizes "
+                            "them to the training crop: r = min(H, W) / (6 * OS), rates (r, 2r, 3r) "
+                            "(a derived rule, RESEARCH.md section 3.3)")
     group.add_argument("--aspp-channels", type=int, default=None, metavar="C", help="ASPP width (model default: 256)")
     group.add_argument("--decoder-channels", type=int, default=None, metavar="C",
                        help="decoder 3x3 conv width (model default: 256)")
@@ -123,9 +137,18 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
 
 
 def model_overrides(args: argparse.Namespace) -> dict[str, Any]:
-    """The model options the user actually gave, as ``create_model`` keyword arguments."""
+    """The model options the user actually gave, as ``create_model`` keyword arguments.
+
+    ``--atrous-rates auto`` also passes ``input_size``: the command's training ``--crop-size``,
+    else its ``--input-size``; with neither, ``create_model`` says which option to add.
+    """
     names = ("output_stride", "atrous_rates", "aspp_channels", "decoder_channels", "backbone_weights")
-    return {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
+    overrides = {n: getattr(args, n) for n in names if getattr(args, n, None) is not None}
+    if overrides.get("atrous_rates") == "auto":
+        size = getattr(args, "crop_size", None) or getattr(args, "input_size", None)
+        if size is not None:
+            overrides["input_size"] = tuple(size)
+    return overrides
 
 
 def build_or_load_model(args: argparse.Namespace, num_classes: int):
@@ -135,4 +158,10 @@ def build_or_load_model(args: argparse.Namespace, num_classes: int):
     if getattr(args, "init", None):
         model, _ = load_checkpoint(args.init, num_classes=num_classes)
         return model
-    return create_model(args.model, num_classes=num_classes, **model_overrides(args))
+    model = create_model(args.model, num_classes=num_classes, **model_overrides(args))
+    rule = model.config.atrous_rule
+    if rule and os.environ.get("RANK", "0") == "0":
+        size = rule.rsplit(":", 1)[-1]
+        print(f"--atrous-rates auto: {','.join(map(str, model.config.atrous_rates))} for {size} inputs at "
+              f"OS{model.config.output_stride} (r = min(H, W) / (6 * OS), a derived rule)", file=sys.stderr)
+    return model

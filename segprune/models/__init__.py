@@ -1,12 +1,14 @@
 """Segmentation models: DeepLabV3+ and DAN on dilated ImageNet backbones, and their checkpoints.
 
-``create_model("deeplabv3plus_resnet50", num_classes=19, output_stride=8)`` builds a model;
+``create_model("deeplabv3plus_resnet50", num_classes=19, output_stride=8)`` builds a model
+(``atrous_rates="auto", input_size=(H, W)`` sizes the ASPP rates to the training crop);
 ``save_checkpoint``/``load_checkpoint`` store it as safetensors plus a JSON config (channel
 counts after pruning included), so any model, pruned or not, rebuilds without pickle.
 """
 
 from __future__ import annotations
 
+from segprune.models.atrous import suggest_atrous_rates
 from segprune.models.backbones import build_backbone, load_backbone_weights
 from segprune.models.base import SegmentationModel
 from segprune.models.blocks import ASPP, ASPPPooling, ConvBNReLU
@@ -44,4 +46,5 @@ __all__ = [
     "read_checkpoint_header",
     "resize_to_grid",
     "save_checkpoint",
+    "suggest_atrous_rates",
 ]

@@ -39,6 +39,9 @@ class ModelConfig:
     ``decoder_keep`` is the per-axis fraction of the decoder grid kept (``--keep-freq``).
     ``channel_overrides`` maps module names to the shapes recorded by ``channel_plan`` for the
     modules that pruning changed; it is empty for a model as built.
+    ``atrous_rule`` records where derived rates came from (``"auto:min:HxW"``, see
+    ``segprune.models.atrous``) and is ``None`` for rates given by hand or by default; it is
+    left out of :meth:`to_dict` when ``None``, so such configs read exactly as before.
     """
 
     arch: str
@@ -53,6 +56,7 @@ class ModelConfig:
     decoder_resize: str = "bilinear"
     channel_overrides: dict[str, dict] = field(default_factory=dict)
     backbone_weights: str | None = None
+    atrous_rule: str | None = None
 
     def validate(self) -> ModelConfig:
         """Check every field; raise ConfigError naming the key and the valid values."""
@@ -60,6 +64,9 @@ class ModelConfig:
         _choice("backbone", self.backbone, BACKBONES)
         _positive_int("num_classes", self.num_classes)
         _choice("output_stride", self.output_stride, OUTPUT_STRIDES)
+        if isinstance(self.atrous_rates, str) and self.atrous_rates.lower() == "auto":
+            raise ConfigError("model config: atrous_rates 'auto' must be resolved before building: use "
+                              "create_model(..., atrous_rates='auto', input_size=(H, W)) with the training crop")
         if self.atrous_rates is not None:
             rates = self.atrous_rates
             if not isinstance(rates, (tuple, list)) or len(rates) != 3 or not all(_is_pos_int(r) for r in rates):
@@ -80,6 +87,9 @@ class ModelConfig:
         if self.backbone_weights is not None and not isinstance(self.backbone_weights, str):
             raise ConfigError(f"model config: backbone_weights {self.backbone_weights!r} is not valid: "
                               "give a file path or null")
+        if self.atrous_rule is not None and not isinstance(self.atrous_rule, str):
+            raise ConfigError(f"model config: atrous_rule {self.atrous_rule!r} is not valid: give a string such "
+                              "as 'auto:min:360x480' or null")
         return self
 
     def _validate_low_level(self) -> None:
@@ -113,6 +123,8 @@ class ModelConfig:
         for key in ("atrous_rates", "low_level_channels"):
             if isinstance(data[key], tuple):
                 data[key] = list(data[key])
+        if data["atrous_rule"] is None:
+            del data["atrous_rule"]
         return data
 
     @classmethod

@@ -7,12 +7,14 @@ builds it. Every wrong name or option is a one-line ConfigError listing what is 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import fields
 from typing import Any
 
 from torch import nn
 
 from segprune.errors import ConfigError
+from segprune.models.atrous import resolve_atrous_rates
 from segprune.models.base import SegmentationModel
 from segprune.models.config import ARCHS, BACKBONES, REQUIRED, ModelConfig
 from segprune.models.dan import DAN
@@ -28,8 +30,11 @@ def list_models() -> list[str]:
 
 
 def override_keys() -> list[str]:
-    """The keyword arguments ``create_model`` accepts besides the name and ``num_classes``."""
-    return [f.name for f in fields(ModelConfig) if f.name not in REQUIRED]
+    """The config fields ``create_model`` accepts as keywords besides the name and ``num_classes``.
+
+    ``atrous_rule`` is not one: it records what ``atrous_rates="auto"`` resolved from.
+    """
+    return [f.name for f in fields(ModelConfig) if f.name not in (*REQUIRED, "atrous_rule")]
 
 
 def build_model(config: ModelConfig) -> nn.Module:
@@ -41,11 +46,16 @@ def build_model(config: ModelConfig) -> nn.Module:
     return _ARCH_CLASSES[config.arch](config)
 
 
-def create_model(name: str, num_classes: int, **overrides: Any) -> nn.Module:
+def create_model(name: str, num_classes: int, *, input_size: Sequence[int] | None = None,
+                 **overrides: Any) -> nn.Module:
     """Build ``name`` (see :func:`list_models`) with ``num_classes`` outputs and config overrides.
 
     ``overrides`` are :class:`ModelConfig` fields, e.g. ``output_stride=8``,
     ``atrous_rates=(4, 8, 12)``, ``decoder_keep=0.5``, ``backbone_weights="resnet50.pth"``.
+    ``atrous_rates="auto"`` derives the rates from ``input_size=(H, W)``, the training crop
+    (:func:`segprune.models.atrous.suggest_atrous_rates`), here, at creation: the config
+    keeps the resolved ints (and ``atrous_rule``), so a checkpoint never depends on the rule
+    or the crop again. ``input_size`` is used for nothing else.
     """
     names = list_models()
     if name not in names:
@@ -54,6 +64,14 @@ def create_model(name: str, num_classes: int, **overrides: Any) -> nn.Module:
     if unknown:
         raise ConfigError(f"unknown model options {unknown} for {name}: valid ones are {', '.join(override_keys())}")
     arch = next(a for a in ARCHS if name.startswith(a + "_"))
+    stride = overrides.get("output_stride", _default("output_stride"))
+    rates, rule = resolve_atrous_rates(overrides.get("atrous_rates"), input_size, stride)
+    if rule is not None:
+        overrides = {**overrides, "atrous_rates": rates, "atrous_rule": rule}
     config = ModelConfig.from_dict(
         {"arch": arch, "backbone": name[len(arch) + 1:], "num_classes": num_classes, **overrides})
     return build_model(config)
+
+
+def _default(name: str) -> Any:
+    return next(f.default for f in fields(ModelConfig) if f.name == name)

@@ -1,0 +1,92 @@
+"""``segprune erf``: the effective receptive field of a checkpoint's centre pixel, with radii and a plot."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from segprune.cli.common import (
+    add_data_args,
+    add_output_args,
+    add_runtime_args,
+    apply_runtime,
+    emit,
+    parse_size,
+)
+
+NAME = "erf"
+HELP = "measure the effective receptive field (do the atrous rates cover the image?)"
+DESCRIPTION = ("Effective receptive field of a checkpoint, OpenERF protocol: for each image (batch size 1, eval "
+               "mode) the centre output pixel's logits, averaged over classes, are back-propagated to the input; "
+               "the gradient is averaged over RGB, clamped to positive, accumulated and normalised to sum 1. "
+               "Reports the radii holding 50% and 90% of the mass and the mass outside the central half of the "
+               "image; writes erf.json and erf.png (circles at both radii) to --out. ASPP shows up as a 3x3 "
+               "lattice of blobs r*OS pixels apart.")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("checkpoint", help="a .safetensors checkpoint written by segprune")
+    add_data_args(parser, split="val")
+    erf = parser.add_argument_group("receptive field")
+    erf.add_argument("--images", type=int, default=16, metavar="N",
+                     help="images to accumulate, evenly spaced over the split (0 = all)")
+    erf.add_argument("--input-size", type=parse_size, default=None, metavar="HxW",
+                     help="resize images to this size first, e.g. the training crop the rates were sized for "
+                          "(default: the images' own size, which must then be the same for all)")
+    erf.add_argument("--target", default="logits", metavar="NAME",
+                     help="logits, or a module whose output's centre pixel is used instead, e.g. aspp")
+    erf.add_argument("--log-scale", action="store_true",
+                     help="log colour scale in erf.png (shows the faint outer lattice taps)")
+    parser.add_argument("--out", type=Path, default=Path("runs/erf"), metavar="DIR",
+                        help="folder for erf.json and erf.png")
+    parser.add_argument("--no-plot", action="store_true", help="write erf.json only")
+    add_runtime_args(parser)
+    add_output_args(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    from torch.utils.data import Subset
+
+    from segprune import plots
+    from segprune.data import EvalTransform, build_dataset, make_loader
+    from segprune.errors import ConfigError
+    from segprune.io import save_json
+    from segprune.models import load_checkpoint
+    from segprune.models.erf import effective_receptive_field
+    from segprune.report import format_table, make_report
+    from segprune.spectral.analyze import spread
+    from segprune.train.distributed import resolve_device
+
+    apply_runtime(args)
+    if args.images < 0:
+        raise ConfigError(f"--images must be 0 (all) or positive, got {args.images}")
+    dataset = build_dataset(args.data, args.split, transform=EvalTransform(args.input_size))
+    device = resolve_device(args.device)
+    model, info = load_checkpoint(args.checkpoint, num_classes=dataset.num_classes, map_location=str(device))
+    subset = Subset(dataset, spread(len(dataset), args.images or None))
+    loader = make_loader(subset, 1, shuffle=False, workers=args.workers)
+    result = effective_receptive_field(model, loader, target=args.target, device=device,
+                                       progress=not args.no_progress, total=len(subset))
+    cfg = model.config
+    train_crop = (info.get("metadata") or {}).get("train", {}).get("crop_size")
+    out = args.out
+    figure = None
+    if not args.no_plot:
+        h, w = result.size
+        title = (f"ERF of {result.target} centre, {cfg.arch}_{cfg.backbone} OS{cfg.output_stride} rates "
+                 f"{','.join(map(str, cfg.atrous_rates))}\n{result.images} images at {h}x{w}")
+        figure = plots.plot_erf(result.map, result.centre, {"50%": result.radius_50, "90%": result.radius_90},
+                                out / "erf.png", log_scale=args.log_scale, title=title)
+    report = make_report("erf", checkpoint=str(args.checkpoint), data=args.data, split=args.split,
+                         **result.to_dict(), input_size=args.input_size, train_crop=train_crop,
+                         model={"arch": cfg.arch, "backbone": cfg.backbone, "output_stride": cfg.output_stride,
+                                "atrous_rates": list(cfg.atrous_rates), "atrous_rule": cfg.atrous_rule},
+                         device=str(device), figure=str(figure) if figure else None)
+    save_json(out / "erf.json", report)
+    row = [result.target, result.images, f"{result.size[0]}x{result.size[1]}",
+           f"{result.centre[0]:.1f},{result.centre[1]:.1f}", result.radius_50, result.radius_90,
+           100 * result.outside_central_half]
+    table = format_table([row], ["target", "images", "size", "centre", "r50 px", "r90 px", "outside half %"])
+    emit(args, report, f"{table}\natrous rates {','.join(map(str, cfg.atrous_rates))} at OS{cfg.output_stride}; "
+                       f"erf.json{' and erf.png' if figure else ''} in {out}")
+    return 0
