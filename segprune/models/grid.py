@@ -3,18 +3,26 @@
 The decoder of DeepLabV3+ and DAN normally runs at output stride 4 (the ``layer1`` grid).
 Feature truncation (DESIGN.md, key decision 1) runs it on ``ceil(f*H4) x ceil(f*W4)``
 instead, so its 3x3 convolutions cost about ``f**2``. Both the size rule and the resampling
-operator live here, in two small functions, so that a later ``spectral`` mode (exact
-band-limiting by DCT/DFT matrices) replaces one function without touching the models.
+operators live here, so the models only ever call :func:`resize_to_grid`.
+
+``spectral`` mode (key decision 2) is exact band-limiting: keep the low-frequency
+``h x w`` block of the orthonormal 2-D DCT-II of each ``H x W`` map and invert at ``h x w``.
+That is two small matrix products ``A_h @ X @ A_w^T`` with constant matrices, so it exports
+to ONNX as MatMul and runs well in TensorRT, at the price of static spatial shapes. The
+DCT matrix is defined here (models must not import :mod:`segprune.spectral`, which builds
+on models); :func:`segprune.spectral.transforms.dct_matrix` is this function.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
-RESIZE_MODES = ("bilinear", "area")
+RESIZE_MODES = ("bilinear", "area", "spectral")
 
 # keep*H is computed in floating point: 0.1 * 30 is 3.0000000000000004, whose ceil is 4.
 # Subtracting a tolerance far below one pixel gives the size the user means.
@@ -32,14 +40,84 @@ def decoder_grid(h4: int, w4: int, keep: float) -> tuple[int, int]:
     return max(1, math.ceil(keep * h4 - _EPS)), max(1, math.ceil(keep * w4 - _EPS))
 
 
+@functools.lru_cache(maxsize=64)
+def _dct_matrix_np(n: int) -> np.ndarray:
+    # numpy, not torch: a matrix first built while torch.onnx traces the model must be a
+    # constant of the graph (a MatMul initializer), not a recorded chain of Cos/Mul nodes.
+    k = np.arange(n, dtype=np.float64)
+    basis = np.cos(math.pi * (2 * k[None, :] + 1) * k[:, None] / (2 * n))
+    basis[0] *= 1 / math.sqrt(2)
+    return basis * math.sqrt(2 / n)
+
+
+def _constant(array: np.ndarray, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    # Built outside inference mode: an inference tensor cached by an eval pass could not be
+    # saved for backward by a later training step.
+    with torch.inference_mode(False):
+        return torch.from_numpy(np.ascontiguousarray(array)).to(device=device, dtype=dtype)
+
+
+@functools.lru_cache(maxsize=128)
+def _dct_matrix(n: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    return _constant(_dct_matrix_np(n), device, dtype)
+
+
+def dct_matrix(n: int, device: torch.device | str | None = None, dtype: torch.dtype = torch.float64) -> torch.Tensor:
+    """Orthonormal DCT-II matrix ``C`` (``C @ x`` transforms a column; ``C.T`` inverts).
+
+    Cached per ``(n, device, dtype)``: the result is shared, never modify it in place.
+    """
+    return _dct_matrix(int(n), torch.device(device or "cpu"), dtype)
+
+
+def _truncation_np(out: int, n: int) -> np.ndarray:
+    return math.sqrt(out / n) * _dct_matrix_np(out).T @ _dct_matrix_np(n)[:out, :]
+
+
+@functools.lru_cache(maxsize=128)
+def truncation_matrix(out: int, n: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """``A = sqrt(out/n) * C_out^T @ C_n[:out, :]`` (``out x n``): band-limit a length-``n`` axis to ``out``.
+
+    It keeps the ``out`` lowest DCT-II coefficients and inverts them at length ``out``; the
+    ``sqrt`` factor turns the orthonormal DC coefficient back into the same mean, so constant
+    maps stay constant. Cached per ``(out, n, device, dtype)`` (shared: do not modify).
+    """
+    return _constant(_truncation_np(out, n), device, dtype)
+
+
+@functools.lru_cache(maxsize=128)
+def _truncation_matrix_t(out: int, n: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    # stored transposed, so the ONNX graph holds a plain initializer and no Transpose node
+    return _constant(_truncation_np(out, n).T, device, dtype)
+
+
+def spectral_resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Exact low-pass resampling of ``x`` (B, C, H, W) to a smaller or equal ``size`` by DCT truncation.
+
+    Computed as ``A_h @ X @ A_w^T`` in the cheaper association order; an axis that keeps its
+    length is left alone (its matrix would be the identity).
+    """
+    (h, w), (big_h, big_w) = (int(size[0]), int(size[1])), (int(x.shape[-2]), int(x.shape[-1]))
+    if h > big_h or w > big_w:
+        raise ValueError(f"spectral_resize only shrinks: {tuple(x.shape[-2:])} -> {(h, w)}")
+    a_h = truncation_matrix(h, big_h, x.device, x.dtype) if h != big_h else None
+    a_wt = _truncation_matrix_t(w, big_w, x.device, x.dtype) if w != big_w else None
+    if a_h is not None and a_wt is not None and big_h * w * (big_w + h) < h * big_w * (big_h + w):
+        return a_h @ (x @ a_wt)  # columns first is cheaper for tall maps
+    if a_h is not None:
+        x = a_h @ x
+    return x @ a_wt if a_wt is not None else x
+
+
 def resize_to_grid(x: torch.Tensor, size: tuple[int, int], mode: str) -> torch.Tensor:
     """Resample ``x`` (B, C, H, W) to ``size`` with ``mode``; the identity when sizes agree.
 
     The identity short-cut is what makes ``keep = 1`` bit-exact with the unmodified model.
-    ``area`` is an anti-aliasing *down*-sampler (a box filter); asked to enlarge along
-    either axis it would replicate pixels like nearest-neighbour, so it falls back to
-    bilinear there. ``bilinear`` uses ``align_corners=False`` and no antialiasing, which
-    exports to a plain ONNX Resize.
+    ``area`` is an anti-aliasing *down*-sampler (a box filter) and ``spectral`` an exact
+    low-pass one; asked to enlarge along either axis they would replicate pixels (area) or
+    add nothing above the input's band (spectral), so both fall back to bilinear there.
+    ``bilinear`` uses ``align_corners=False`` and no antialiasing, which exports to a plain
+    ONNX Resize.
     """
     if mode not in RESIZE_MODES:
         raise ValueError(f"resize mode {mode!r} is not one of {RESIZE_MODES}")
@@ -47,6 +125,9 @@ def resize_to_grid(x: torch.Tensor, size: tuple[int, int], mode: str) -> torch.T
     in_h, in_w = x.shape[-2:]
     if (in_h, in_w) == size:
         return x
-    if mode == "area" and size[0] <= in_h and size[1] <= in_w:
+    shrinks = size[0] <= in_h and size[1] <= in_w
+    if mode == "area" and shrinks:
         return F.interpolate(x, size=size, mode="area")
+    if mode == "spectral" and shrinks:
+        return spectral_resize(x, size)
     return F.interpolate(x, size=size, mode="bilinear", align_corners=False)

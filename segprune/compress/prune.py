@@ -1,0 +1,227 @@
+"""Channel pruning: ``prune_(model, PruneConfig(...), example_input, calib_batches)``.
+
+torch-pruning's dependency graph does all the surgery (ASPP branches and their concat, the
+image-pooling branch, the skip projection, the decoder convs and every BN); segprune picks
+the scope, the importance and the ratio. Pruning is local: every in-scope group loses the
+same fraction of channels (``round_to`` rounds what is left down to a multiple), so the
+channel counts, and therefore the MACs, depend on the ratio alone. That is what lets
+``target_macs`` be solved by bisection on a ``meta``-device copy, at no compute cost.
+
+``keep_freq`` below the model's current decoder keep truncates first (with the model's own
+resize mode; call :func:`truncate_` beforehand to choose another), then the importance is
+measured on the truncated model: truncate, then prune, then fine-tune. A ``keep_freq``
+above the current keep never widens the decoder. After pruning ``model.config`` records
+the new channel counts, so ``save_checkpoint``/``load_checkpoint`` round-trip the model.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+import torch
+from torch import nn
+
+from segprune.compress.importance import IMPORTANCES, build_importance, tp
+from segprune.compress.macs import MacReport, count_macs
+from segprune.compress.scope import (
+    OUTSIDE,
+    WIDER,
+    check_ratio,
+    check_scope,
+    ignored_layers,
+    largest_ratio,
+    prunable_widths,
+    scope_convs,
+)
+from segprune.compress.truncation import TruncationConfig, truncatable_decoder, truncate_
+from segprune.errors import ConfigError
+from segprune.models.channels import channel_overrides_of
+from segprune.models.registry import build_model
+from segprune.spectral.bands import check_keep
+
+_TOLERANCE = 1e-3  # bisection stops when the ratio bracket is this narrow
+
+
+@dataclass(frozen=True)
+class PruneConfig:
+    """Exactly one of ``channel_ratio`` (fraction of each in-scope layer's channels removed, in
+    ``[0, 1)``) and ``target_macs`` (fraction of the original total MACs to keep, in ``(0, 1]``)."""
+
+    channel_ratio: float | None = None
+    target_macs: float | None = None
+    importance: str = "spectral"
+    scope: str = "decoder"
+    round_to: int = 8
+    keep_freq: float = 1.0
+
+    def __post_init__(self) -> None:
+        if (self.channel_ratio is None) == (self.target_macs is None):
+            raise ConfigError("give exactly one of --channel-ratio (fraction of channels removed) and "
+                              "--target-macs (fraction of the MACs kept)")
+        if self.channel_ratio is not None and not 0.0 <= self.channel_ratio < 1.0:
+            raise ConfigError(f"--channel-ratio {self.channel_ratio} is outside [0, 1): it is the fraction of "
+                              "each layer's channels removed, e.g. 0.5")
+        if self.target_macs is not None and not 0.0 < self.target_macs <= 1.0:
+            raise ConfigError(f"--target-macs {self.target_macs} is outside (0, 1]: it is the fraction of the "
+                              "original MACs to keep, e.g. 0.5")
+        if self.importance not in IMPORTANCES:
+            raise ConfigError(f"--importance {self.importance!r} is not valid: use one of {', '.join(IMPORTANCES)}")
+        check_scope(self.scope)
+        if isinstance(self.round_to, bool) or not isinstance(self.round_to, int) or self.round_to < 1:
+            raise ConfigError(f"--round-to {self.round_to!r} is not valid: use a positive int (8 suits tensor cores, "
+                              "1 disables rounding)")
+        object.__setattr__(self, "keep_freq", check_keep(self.keep_freq, "keep-freq"))
+
+
+@dataclass
+class PruneResult:
+    """What :func:`prune_` did: the ratio used, MACs/params before and after, channels per conv."""
+
+    config: PruneConfig
+    channel_ratio: float
+    keep_freq: float
+    macs_before: MacReport
+    macs_after: MacReport
+    channels: dict[str, tuple[int, int]]
+
+    @property
+    def macs_fraction(self) -> float:
+        """Total MACs after / before (truncation included)."""
+        return self.macs_after.total_macs / max(self.macs_before.total_macs, 1)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"config": asdict(self.config), "channel_ratio": self.channel_ratio, "keep_freq": self.keep_freq,
+                "macs_fraction": self.macs_fraction, "macs_before": self.macs_before.to_dict(),
+                "macs_after": self.macs_after.to_dict(), "channels": {k: list(v) for k, v in self.channels.items()}}
+
+
+class _OrderImportance(tp.importance.Importance):
+    """Any order will do where only the channel counts matter (the meta-device trials).
+
+    ``bn_only`` mirrors ``BNScaleImportance``, which skips groups without an affine BN
+    (e.g. squeeze-excitation convs), so the trial prunes exactly the groups the real run does.
+    """
+
+    def __init__(self, bn_only: bool = False) -> None:
+        self.bn_only = bn_only
+
+    def __call__(self, group) -> torch.Tensor | None:
+        if self.bn_only and not any(item.dep.handler == tp.prune_batchnorm_out_channels
+                                    and getattr(item.dep.target.module, "affine", False) for item in group):
+            return None
+        return torch.arange(len(group[0].idxs), dtype=torch.float32)
+
+
+def _prune_at(model: nn.Module, ratio: float, importance: tp.importance.Importance, example: torch.Tensor,
+              scope: str, round_to: int) -> None:
+    """Trace, rank and cut with torch-pruning (local pruning at ``ratio``).
+
+    The graph is traced with ``spectral`` truncation swapped for ``area``: torch-pruning
+    follows the channel axis through the reshapes inside a batched MatMul wrongly (it maps
+    the skip projection onto the ASPP half of the concat), while area pooling, like the
+    spectral operator, maps each channel to itself, so both give the same channel graph.
+    """
+    decoder = truncatable_decoder(model)
+    mode = decoder.resize
+    decoder.resize = "area" if mode == "spectral" else mode
+    try:
+        pruner = tp.pruner.BasePruner(model, example, importance=importance, pruning_ratio=ratio,
+                                      global_pruning=False, ignored_layers=ignored_layers(model, scope),
+                                      round_to=round_to if round_to > 1 else None)
+        pruner.step()
+    finally:
+        decoder.resize = mode
+
+
+def _meta_copy(model: nn.Module) -> nn.Module:
+    decoder = truncatable_decoder(model)
+    config = replace(model.config, channel_overrides=channel_overrides_of(model), backbone_weights=None,
+                     decoder_keep=decoder.keep, decoder_resize=decoder.resize)
+    with torch.device("meta"):
+        return build_model(config).eval()
+
+
+def _solve_ratio(model: nn.Module, config: PruneConfig, size: tuple[int, int], original: int) -> float:
+    """The smallest channel ratio whose MACs are at most ``target_macs`` of ``original`` (bisection)."""
+    target, scope = config.target_macs, config.scope
+    now = count_macs(_meta_copy(model), size)
+    convs = scope_convs(model, scope)
+    floor = (now.total_macs - sum(now.layers.get(n, 0) for n in convs)) / original
+    if target < floor:
+        wider = f"{WIDER[scope]} or " if WIDER[scope] else ""
+        raise ConfigError(f"--target-macs {target:.2f} of the MACs is below the {floor:.2f} that the {OUTSIDE[scope]} "
+                          f"cost with --scope {scope}; use {wider}a target >= {math.ceil(floor * 100 - 1e-9) / 100:.2f}")
+    if now.total_macs / original <= target:
+        return 0.0
+    example = torch.zeros(1, 3, *size, device="meta")
+
+    def fraction(ratio: float) -> float:
+        trial = _meta_copy(model)
+        _prune_at(trial, ratio, _OrderImportance(config.importance == "bn"), example, scope, config.round_to)
+        return count_macs(trial, size).total_macs / original
+
+    hi = min(largest_ratio(c, config.round_to) for c in prunable_widths(convs).values())
+    reachable = fraction(hi) if hi > 0 else now.total_macs / original
+    if reachable > target:
+        wider = f"{WIDER[scope]}, " if WIDER[scope] else ""
+        raise ConfigError(f"--target-macs {target:.2f} is below the {reachable:.3f} reachable with --scope {scope} "
+                          f"(largest channel ratio {hi:.3f} at --round-to {config.round_to}); use {wider}a smaller "
+                          f"--round-to or a target >= {math.ceil(reachable * 100 - 1e-9) / 100:.2f}")
+    lo = 0.0
+    while hi - lo > _TOLERANCE:
+        mid = (lo + hi) / 2
+        if fraction(mid) <= target:
+            hi = mid
+        else:
+            lo = mid
+    return hi
+
+
+def prune_(model: nn.Module, config: PruneConfig, example_input: torch.Tensor,
+           calib_batches: Iterable | None = None) -> PruneResult:
+    """Prune ``model``'s in-scope channels in place (after truncating to ``config.keep_freq``).
+
+    ``example_input`` (``(1, 3, H, W)``) sets the traced graph and the size MACs are counted
+    at. ``calib_batches`` (image tensors or ``(images, labels)`` pairs; a list, since
+    ``taylor`` and ``spectral`` may need it once each) feed the data-driven importances.
+    """
+    if not isinstance(config, PruneConfig):
+        raise ConfigError(f"prune_ needs a PruneConfig, got {type(config).__name__}: use PruneConfig(channel_ratio=0.5)")
+    decoder = truncatable_decoder(model)
+    convs = scope_convs(model, config.scope)
+    if config.importance in ("spectral", "taylor") and calib_batches is None:
+        raise ConfigError(f"--importance {config.importance} needs calibration batches (images or image, label "
+                          "pairs): pass calib_batches / --calib-batches N, or use l1, l2 or bn")
+    example = example_input.to(next(model.parameters()).device)
+    size = (int(example.shape[-2]), int(example.shape[-1]))
+    widths = {n: c.out_channels for n, c in convs.items()}
+    was_training, untouched = model.training, (decoder.keep, decoder.resize, model.config)
+    model.eval()
+    try:
+        before = count_macs(_meta_copy(model), size)  # same shapes as the model, nothing computed
+        try:  # every check runs before the surgery; a failed one leaves the model as it was
+            if config.keep_freq < decoder.keep:
+                truncate_(model, TruncationConfig(config.keep_freq, decoder.resize))
+            if config.channel_ratio is not None:
+                check_ratio(convs, config.channel_ratio, config.round_to)
+                ratio = config.channel_ratio
+            else:
+                ratio = _solve_ratio(model, config, size, before.total_macs)
+            importance = (build_importance(config.importance, model, calib_batches, keep=decoder.keep,
+                                           scope=config.scope) if ratio > 0 else None)
+        except BaseException:
+            decoder.keep, decoder.resize, model.config = untouched
+            model.zero_grad(set_to_none=True)
+            raise
+        if importance is not None:
+            _prune_at(model, ratio, importance, example, config.scope, config.round_to)
+            model.zero_grad(set_to_none=True)
+        model.config = replace(model.config, channel_overrides=channel_overrides_of(model))
+        after = count_macs(_meta_copy(model), size)
+    finally:
+        model.train(was_training)
+    channels = {n: (widths[n], c.out_channels) for n, c in convs.items()}
+    return PruneResult(config, ratio, decoder.keep, before, after, channels)

@@ -1,0 +1,98 @@
+"""Pruning scopes: which convolutions channel pruning may shrink.
+
+``decoder`` is the decoder's skip projections and its two fuse convs (where truncation makes
+channels cheap and spectral scores are meaningful), ``head`` adds the ASPP (its branches,
+their concatenation, the image-pooling branch and its projection), ``all`` adds the backbone.
+The decoder's final classifier is never pruned: its outputs are the classes.
+
+The ratio helpers mirror torch-pruning's local pruning (``BasePruner._prune``): a layer of
+``C`` channels keeps ``int(C * (1 - ratio))``, rounded *down* to a multiple of ``round_to``,
+which is zero, an emptied layer, once fewer than ``round_to`` would be left.
+"""
+
+from __future__ import annotations
+
+import math
+
+from torch import nn
+
+from segprune.compress.truncation import truncatable_decoder
+from segprune.errors import ConfigError
+
+SCOPES = ("decoder", "head", "all")
+_PREFIXES = {
+    "decoder": ("decoder.project", "decoder.fuse"),
+    "head": ("aspp", "decoder.project", "decoder.fuse"),
+    "all": ("backbone", "aspp", "decoder.project", "decoder.fuse"),
+}
+# What a scope leaves out, in words, and the next wider scope to suggest.
+OUTSIDE = {"decoder": "backbone, ASPP and classifier", "head": "backbone and classifier", "all": "classifier"}
+WIDER = {"decoder": "--scope head or --scope all", "head": "--scope all", "all": None}
+
+
+def check_scope(scope: str) -> str:
+    if scope not in SCOPES:
+        raise ConfigError(f"--scope {scope!r} is not valid: use one of {', '.join(SCOPES)} "
+                          "(decoder = skip projections + fuse convs, head = + ASPP, all = + backbone)")
+    return scope
+
+
+def scope_prefixes(scope: str) -> tuple[str, ...]:
+    """The module names (and everything below them) that ``scope`` prunes."""
+    return _PREFIXES[check_scope(scope)]
+
+
+def in_scope(name: str, scope: str) -> bool:
+    return any(name == p or name.startswith(p + ".") for p in scope_prefixes(scope))
+
+
+def scope_convs(model: nn.Module, scope: str) -> dict[str, nn.Conv2d]:
+    """``{name: conv}`` for every Conv2d of ``model`` that ``scope`` may prune (ConfigError if the parts are missing)."""
+    truncatable_decoder(model)
+    modules = dict(model.named_modules())
+    missing = [p for p in scope_prefixes(scope) if p not in modules]
+    if missing:
+        raise ConfigError(f"{type(model).__name__} has no {', '.join(missing)} for --scope {scope}: "
+                          "prune a segprune DeepLabV3+/DAN model")
+    return {name: m for name, m in modules.items() if isinstance(m, nn.Conv2d) and in_scope(name, scope)}
+
+
+def ignored_layers(model: nn.Module, scope: str) -> list[nn.Module]:
+    """Every Conv2d/Linear outside ``scope``: torch-pruning never uses them as pruning roots."""
+    return [m for name, m in model.named_modules()
+            if isinstance(m, (nn.Conv2d, nn.Linear)) and not in_scope(name, scope)]
+
+
+def remaining_channels(channels: int, ratio: float, round_to: int) -> int:
+    """Channels torch-pruning's local pruning leaves (``BasePruner._prune`` with ``round_to``)."""
+    pruned = channels - int(channels * (1 - ratio))
+    if pruned <= 0:
+        return channels
+    left = channels - pruned
+    return left - left % round_to if round_to > 1 else left
+
+
+def largest_ratio(channels: int, round_to: int) -> float:
+    """The largest ratio that leaves ``channels`` at least one multiple of ``round_to`` (0 if none does)."""
+    if channels < round_to:
+        return 0.0
+    ratio = (channels - round_to) / channels
+    while ratio > 0 and remaining_channels(channels, ratio, round_to) == 0:
+        ratio -= 1e-9
+    return max(ratio, 0.0)
+
+
+def prunable_widths(convs: dict[str, nn.Conv2d]) -> dict[str, int]:
+    # depthwise convs follow their producer's channels and are never pruning roots
+    return {n: c.out_channels for n, c in convs.items() if not (c.groups == c.out_channels and c.groups > 1)}
+
+
+def check_ratio(convs: dict[str, nn.Conv2d], ratio: float, round_to: int) -> None:
+    """ConfigError naming the first layer ``ratio`` would empty, and the largest valid ratio."""
+    widths = prunable_widths(convs)
+    for name, channels in widths.items():
+        if remaining_channels(channels, ratio, round_to) == 0:
+            best = min(largest_ratio(c, round_to) for c in widths.values())
+            raise ConfigError(f"--channel-ratio {ratio:g} would leave no channels in {name} ({channels} channels, "
+                              f"rounded down to a multiple of --round-to {round_to}): the largest valid ratio is "
+                              f"{math.floor(best * 1000) / 1000:g}; use it or a smaller --round-to")

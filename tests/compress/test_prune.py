@@ -1,0 +1,104 @@
+import pytest
+import torch
+
+from segprune.compress import PruneConfig, TruncationConfig, count_macs, prune_, truncate_
+from segprune.errors import ConfigError
+from segprune.models import load_checkpoint, save_checkpoint
+from tests.compress.conftest import HEIGHT, WIDTH, small_model
+
+pytest.importorskip("torch_pruning")
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({}, "give exactly one of --channel-ratio"),
+    ({"channel_ratio": 0.5, "target_macs": 0.5}, "give exactly one of --channel-ratio"),
+    ({"channel_ratio": 1.0}, r"--channel-ratio 1.0 is outside \[0, 1\)"),
+    ({"channel_ratio": -0.1}, r"--channel-ratio -0.1 is outside \[0, 1\)"),
+    ({"target_macs": 0.0}, r"--target-macs 0.0 is outside \(0, 1\]"),
+    ({"channel_ratio": 0.5, "importance": "fisher"}, "--importance 'fisher' is not valid"),
+    ({"channel_ratio": 0.5, "scope": "encoder"}, "--scope 'encoder' is not valid: use one of decoder, head, all"),
+    ({"channel_ratio": 0.5, "round_to": 0}, "--round-to 0 is not valid"),
+    ({"channel_ratio": 0.5, "keep_freq": 0.0}, r"--keep-freq 0.0 is outside \(0, 1\]"),
+])
+def test_config_errors(kwargs, message):
+    with pytest.raises(ConfigError, match=message):
+        PruneConfig(**kwargs)
+
+
+def test_user_errors_name_the_limit(example):
+    model = small_model()
+    with pytest.raises(ConfigError, match=r"--channel-ratio 0.6 would leave no channels in decoder.project.0 "
+                                          r"\(16 channels, rounded down to a multiple of --round-to 8\): "
+                                          r"the largest valid ratio is 0.5"):
+        prune_(model, PruneConfig(channel_ratio=0.6, importance="l1"), example)
+    with pytest.raises(ConfigError, match=r"--target-macs 0.10 of the MACs is below the 0.\d\d that the backbone, "
+                                          r"ASPP and classifier cost with --scope decoder; use --scope head or "
+                                          r"--scope all or a target >= \d.\d\d"):
+        prune_(model, PruneConfig(target_macs=0.1, importance="l1", keep_freq=0.5), example)
+    with pytest.raises(ConfigError, match="--importance spectral needs calibration batches"):
+        prune_(model, PruneConfig(channel_ratio=0.5, keep_freq=0.5), example)
+    with pytest.raises(ConfigError, match="has no DeepLabV3\\+/DAN decoder"):
+        prune_(torch.nn.Sequential(torch.nn.Conv2d(3, 3, 1)), PruneConfig(channel_ratio=0.5), example)
+    assert model.decoder.project[0].out_channels == 16  # nothing was cut, nor truncated
+    assert model.decoder.keep == model.config.decoder_keep == 1.0
+
+
+def _kill(block: torch.nn.Module, channels: slice) -> None:
+    """Make ``channels`` of a ConvBNReLU output exactly zero (BN scale 0, shift -1, then ReLU)."""
+    with torch.no_grad():
+        block[1].weight[channels] = 0.0
+        block[1].bias[channels] = -1.0
+
+
+@pytest.mark.parametrize("arch", ["deeplabv3plus_resnet18", "dan_resnet18"])
+def test_spectral_cuts_dead_channels_exactly_through_the_concat(arch, example, calib):
+    """Dead channels have zero energy: pruning them (through truncation and the concat) changes nothing."""
+    model = small_model(arch)
+    truncate_(model, TruncationConfig(0.5, "spectral"))
+    projections = list(model.decoder.project.values()) if arch.startswith("dan") else [model.decoder.project]
+    for block in [*projections, *model.decoder.fuse]:
+        _kill(block, slice(3, 11))
+    with torch.no_grad():
+        before = model(example)
+    result = prune_(model, PruneConfig(channel_ratio=0.5, importance="spectral", round_to=8), example, calib)
+    assert all(after == 8 for _, after in result.channels.values())
+    with torch.no_grad():
+        assert torch.allclose(model(example), before, atol=1e-5)
+
+
+@pytest.mark.parametrize(("arch", "mode"), [("deeplabv3plus_resnet18", "spectral"), ("dan_resnet18", "area")])
+def test_truncate_prune_save_load(arch, mode, example, calib, tmp_path):
+    model = small_model(arch, decoder_resize=mode)
+    original = count_macs(model, (HEIGHT, WIDTH))
+    result = prune_(model, PruneConfig(channel_ratio=0.5, scope="head", round_to=8, keep_freq=0.5), example, calib)
+    assert (model.decoder.keep, model.decoder.resize, model.config.decoder_keep) == (0.5, mode, 0.5)
+    assert result.keep_freq == 0.5 and result.macs_before.total_macs == original.total_macs
+    assert result.channels["aspp.convs.4.0"] == (16, 8) and result.channels["decoder.fuse.1.0"] == (16, 8)
+    assert model.decoder.classifier.out_channels == 3 and model.decoder.classifier.in_channels == 8
+    assert result.macs_after.macs["decoder"] < original.macs["decoder"] / 4
+    assert result.macs_after.macs["backbone"] == original.macs["backbone"]
+    assert model.config.channel_overrides and result.to_dict()["channels"]["aspp.project.0"] == [16, 8]
+    save_checkpoint(tmp_path / "p.safetensors", model)
+    loaded, info = load_checkpoint(tmp_path / "p.safetensors")
+    assert info["config"]["decoder_keep"] == 0.5 and info["config"]["channel_overrides"]
+    with torch.no_grad():
+        assert torch.equal(loaded(example), model(example))
+
+
+@pytest.mark.parametrize("importance", ["l1", "l2", "bn", "taylor"])
+def test_baselines(importance, example, calib):
+    model = small_model()
+    result = prune_(model, PruneConfig(channel_ratio=0.5, importance=importance), example, calib)
+    assert set(result.channels) == {"decoder.project.0", "decoder.fuse.0.0", "decoder.fuse.1.0"}
+    assert all(c == (16, 8) for c in result.channels.values())
+    assert all(p.grad is None for p in model.parameters())  # Taylor's gradients are released
+    assert not model.training and result.macs_fraction < 1
+
+
+def test_target_macs_is_met_by_bisection(example):
+    model = small_model()
+    result = prune_(model, PruneConfig(target_macs=0.5, scope="all", importance="l1", keep_freq=0.5), example)
+    assert 0.0 < result.channel_ratio < 1.0
+    assert 0.45 < result.macs_fraction <= 0.5  # met, and not by much more than one rounding step
+    assert result.channels["backbone.conv1"][1] < 64 and result.channels["decoder.fuse.0.0"] == (16, 8)
+    assert all(after % 8 == 0 for _, after in result.channels.values())
