@@ -95,7 +95,8 @@ def fit(model: nn.Module, train_set, val_set, cfg: TrainConfig, out_dir: str | P
             # converts BN layers in place inside the containers, so ``core`` sees them too
             trainable = nn.SyncBatchNorm.convert_sync_batchnorm(trainable)
         model = nn.parallel.DistributedDataParallel(
-            trainable, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None)
+            trainable, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None,
+            find_unused_parameters=train_module is not None)  # e.g. presence heads with a zero weight
     else:
         model = trainable
     criterion = criterion or CrossEntropy(ignore_index=getattr(train_set, "ignore_index", 255))
@@ -111,11 +112,15 @@ def fit(model: nn.Module, train_set, val_set, cfg: TrainConfig, out_dir: str | P
     scheduler = build_scheduler(optimizer, cfg, cfg.epochs * steps_per_epoch)
     scaler = torch.amp.GradScaler("cuda", enabled=cfg.amp and ctx.device.type == "cuda"
                                   and not torch.cuda.is_bf16_supported())
+    if hasattr(criterion, "set_total_iters"):  # objectives with a warm-up measured in steps
+        criterion.set_total_iters(cfg.epochs * steps_per_epoch)
     history: list[dict] = []
     start_epoch, best = 0, {"miou": float("-inf"), "epoch": None}
     if resume:
         start_epoch, best, history = _resume(out, core, trainable if train_module is not None else None,
                                              optimizer, scheduler, scaler, ctx)
+        if hasattr(criterion, "step"):
+            criterion.step = start_epoch * steps_per_epoch
 
     num_classes = val_set.num_classes if hasattr(val_set, "num_classes") else core.config.num_classes
     class_names = getattr(val_set, "classes", None)
