@@ -1,0 +1,146 @@
+"""Compression on CamVid: mIoU against MACs for keep-freq x channel ratio, and spectral vs magnitude.
+
+Starts from the CamVid baseline of ``benchmarks/camvid_baseline.py`` (DeepLabV3+ ResNet-18,
+OS16, trained at 180x240; run that first, it caches the checkpoint). Every configuration
+gets the same fine-tuning budget (``--epochs`` of AdamW with cross-entropy on CamVid
+train) and is scored on CamVid val at the label resolution; MACs are counted at 180x240.
+The equal-MACs comparison prunes the same layers by the same ratio with spectral and with
+torch-pruning's L1 magnitude importance, so both models have identical MACs.
+
+Writes ``benchmarks/results/compression.json`` and ``compression.png``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--camvid", type=Path, default=ROOT.parent / "shared" / "data" / "camvid")
+    parser.add_argument("--baseline", type=Path, default=ROOT / "benchmarks" / "cache" / "camvid_r18" / "last.safetensors")
+    parser.add_argument("--size", default="180x240")
+    parser.add_argument("--keeps", default="1,0.75,0.5,0.25")
+    parser.add_argument("--ratios", default="0,0.25,0.5")
+    parser.add_argument("--compare", default="0.5:0.5", help="keep:ratio pairs for spectral vs l1, comma-separated")
+    parser.add_argument("--seeds", default="0", help="fine-tuning seeds for the comparison pairs")
+    parser.add_argument("--epochs", type=int, default=1, help="fine-tuning epochs per configuration")
+    parser.add_argument("--lr", type=float, default=5e-4)
+    parser.add_argument("--mode", default="area", choices=("area", "bilinear", "spectral"))
+    parser.add_argument("--calib-images", type=int, default=32)
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "compression.json")
+    args = parser.parse_args(argv)
+
+    import torch
+    from torch.utils.data import Subset
+
+    from segprune.cli.common import parse_size
+    from segprune.compress import PruneConfig, TruncationConfig, count_macs, prune_, truncate_
+    from segprune.data import EvalTransform, TrainTransform, build_dataset, make_loader
+    from segprune.io import save_json
+    from segprune.models import load_checkpoint
+    from segprune.report import format_table, make_report
+    from segprune.spectral.analyze import spread
+    from segprune.train import TrainConfig, evaluate, fit, seed_everything
+
+    if not args.baseline.is_file():
+        print(f"no baseline at {args.baseline}: run benchmarks/camvid_baseline.py first", file=sys.stderr)
+        return 2
+    size = parse_size(args.size)
+    spec = f"camvid:{args.camvid}"
+    base, _ = load_checkpoint(args.baseline)
+    val = build_dataset(spec, "val", transform=EvalTransform())
+    val_loader = make_loader(val, 4, shuffle=False)
+    train = build_dataset(spec, "train", transform=TrainTransform(size, scale_range=(0.75, 1.5), base_size=size))
+    calib = build_dataset(spec, "train", transform=EvalTransform(size=size))
+    calib_loader = make_loader(Subset(calib, spread(len(calib), args.calib_images)), 4, shuffle=False)
+    base_macs = count_macs(base, size).total_macs
+
+    def score(model) -> float:
+        return evaluate(model, val_loader, val.num_classes, input_size=size, progress=False)[0]
+
+    def run(keep: float, ratio: float, importance: str, seed: int) -> dict:
+        start = time.perf_counter()
+        model = copy.deepcopy(base)
+        truncate_(model, TruncationConfig(1.0 if ratio else keep, args.mode))
+        if ratio:
+            prune_(model, PruneConfig(channel_ratio=ratio, importance=importance, keep_freq=keep),
+                   torch.randn(1, 3, *size), calib_loader)
+        macs = count_macs(model, size).total_macs
+        before = score(model)
+        cfg = TrainConfig(epochs=args.epochs, batch_size=8, optimizer="adamw", lr=args.lr, crop_size=size,
+                          base_size=size, scale_range=(0.75, 1.5), eval_size=size, eval_every=args.epochs,
+                          seed=seed).validate()
+        seed_everything(seed)
+        fit(model, train, val, cfg, None, device="cpu", progress=False)
+        after = score(model)
+        row = {"keep_freq": keep, "channel_ratio": ratio, "importance": importance if ratio else None,
+               "seed": seed, "gmacs": macs / 1e9, "macs_fraction": macs / base_macs,
+               "miou_before_finetune": before.miou, "miou": after.miou, "macc": after.macc,
+               "seconds": time.perf_counter() - start}
+        print(f"keep {keep} ratio {ratio} {importance if ratio else '-'} seed {seed}: {macs / base_macs:.3f} MACs, "
+              f"mIoU {before.miou:.2f} -> {after.miou:.2f}", file=sys.stderr)
+        return row
+
+    baseline_metrics = score(base)
+    grid = [run(float(k), float(r), "spectral", 0) for k in args.keeps.split(",") for r in args.ratios.split(",")]
+    seeds = [int(s) for s in args.seeds.split(",")]
+    done = {(g["keep_freq"], g["channel_ratio"], "spectral", 0): g for g in grid}
+    comparison = []
+    for pair in filter(None, args.compare.split(",")):
+        keep, ratio = (float(v) for v in pair.split(":"))
+        for importance in ("spectral", "l1"):
+            rows = []
+            for seed in seeds:
+                key = (keep, ratio, importance, seed)
+                rows.append(done[key] if key in done else run(keep, ratio, importance, seed))
+            comparison.append({"keep_freq": keep, "channel_ratio": ratio, "importance": importance,
+                               "gmacs": rows[0]["gmacs"], "seeds": seeds, "miou": [r["miou"] for r in rows],
+                               "miou_median": statistics.median(r["miou"] for r in rows)})
+    report = make_report(
+        "bench.compression", command="python benchmarks/compression.py " + " ".join(argv or sys.argv[1:]),
+        baseline={"checkpoint": str(args.baseline.name), "gmacs": base_macs / 1e9, "miou": baseline_metrics.miou,
+                  "macc": baseline_metrics.macc},
+        input_size=list(size), finetune={"epochs": args.epochs, "lr": args.lr, "optimizer": "adamw", "loss": "ce"},
+        trunc_mode=args.mode, grid=grid, equal_macs=comparison)
+    save_json(args.out, report)
+    _plot(report, args.out.with_suffix(".png"))
+    rows = [[g["keep_freq"], g["channel_ratio"], g["gmacs"], 100 * g["macs_fraction"], g["miou_before_finetune"],
+             g["miou"]] for g in grid]
+    print(format_table(rows, ["keep", "ratio", "GMACs", "% MACs", "mIoU pruned", "mIoU tuned"]))
+    print(f"baseline mIoU {baseline_metrics.miou:.2f} at {base_macs / 1e9:.2f} GMACs")
+    for c in comparison:
+        print(f"equal MACs keep {c['keep_freq']} ratio {c['channel_ratio']}: {c['importance']} mIoU {c['miou']}")
+    return 0
+
+
+def _plot(report: dict, path: Path) -> None:
+    from segprune.plots import _pyplot, _save
+
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    for ratio in sorted({g["channel_ratio"] for g in report["grid"]}):
+        pts = sorted((g["gmacs"], g["miou"], g["keep_freq"]) for g in report["grid"] if g["channel_ratio"] == ratio)
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", label=f"channel ratio {ratio}")
+        for x, y, k in pts:
+            ax.annotate(f"f={k}", (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    for c in report["equal_macs"]:
+        ax.scatter([c["gmacs"]] * len(c["miou"]), c["miou"], marker="x" if c["importance"] == "l1" else "+",
+                   s=60, label=f"{c['importance']} (f={c['keep_freq']}, r={c['channel_ratio']})")
+    ax.axhline(report["baseline"]["miou"], color="grey", ls="--", lw=0.8, label="unpruned")
+    ax.set(xlabel="GMACs at 180x240", ylabel="CamVid val mIoU %",
+           title=f"Compression after {report['finetune']['epochs']} fine-tuning epoch(s)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    _save(fig, path)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

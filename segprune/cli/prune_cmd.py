@@ -1,0 +1,169 @@
+"""``segprune prune``: truncate the decoder's frequency band, prune channels by their spectra, fine-tune."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from segprune.cli.common import (
+    add_data_args,
+    add_output_args,
+    add_runtime_args,
+    apply_runtime,
+    emit,
+    parse_size,
+)
+
+NAME = "prune"
+HELP = "compress a checkpoint: feature truncation (--keep-freq), spectral channel pruning, fine-tuning"
+DESCRIPTION = ("Compress a segprune checkpoint in three steps, each scored on the val split: (1) run the decoder "
+               "on a grid keeping the fraction --keep-freq of its frequency band per axis (or the band that holds "
+               "--energy of the label energy); (2) remove channels chosen by their energy inside the kept band "
+               "(torch-pruning does the surgery); (3) fine-tune with cross-entropy, recall loss, self-regulation "
+               "and distillation from the uncompressed model. Writes model.safetensors (reloadable without the "
+               "original), report.json and the fine-tuning run folder into --out.")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("checkpoint", help="the uncompressed segprune checkpoint (.safetensors)")
+    add_data_args(parser)
+    parser.add_argument("--train-split", default="train", help="split for calibration and fine-tuning")
+    parser.add_argument("--val-split", default="val", help="split for the before/after scores")
+    parser.add_argument("--input-size", type=parse_size, default=None, metavar="HxW",
+                        help="the input size the model runs at (its training size); MACs are counted at it")
+    trunc = parser.add_argument_group("feature truncation")
+    trunc.add_argument("--keep-freq", type=float, default=None, metavar="F",
+                       help="fraction of the decoder's frequency band kept per axis, in (0, 1]; the decoder "
+                            "grid becomes ceil(F*H/4) x ceil(F*W/4) and its convolutions cost about F^2")
+    trunc.add_argument("--energy", type=float, default=None, metavar="TAU",
+                       help="instead of --keep-freq: keep the band holding this fraction of the train labels' "
+                            "non-DC energy (e.g. 0.95)")
+    trunc.add_argument("--trunc-mode", choices=("area", "bilinear", "spectral"), default="area",
+                       help="area/bilinear resampling, or spectral: exact DCT band-limiting as two MatMuls")
+    prune = parser.add_argument_group("channel pruning")
+    prune.add_argument("--channel-ratio", type=float, default=None, metavar="R",
+                       help="fraction of the channels removed from each prunable layer in scope, in [0, 1)")
+    prune.add_argument("--target-macs", type=float, default=None, metavar="X",
+                       help="instead of --channel-ratio: the fraction of the original MACs to reach (solved by search)")
+    prune.add_argument("--importance", choices=("spectral", "l1", "l2", "bn", "taylor"), default="spectral",
+                       help="channel ranking: energy inside the kept band (spectral), weight magnitude, BN scale, Taylor")
+    prune.add_argument("--scope", choices=("decoder", "head", "all"), default="decoder",
+                       help="layers that may lose channels: decoder, head (ASPP + decoder) or all (+ backbone)")
+    prune.add_argument("--round-to", type=int, default=8, help="keep channel counts multiples of this (tensor cores)")
+    prune.add_argument("--calib-images", type=int, default=32, help="train images used to measure channel spectra")
+    ft = parser.add_argument_group("fine-tuning")
+    ft.add_argument("--finetune-epochs", type=int, default=0, metavar="N", help="fine-tuning epochs (0 skips)")
+    ft.add_argument("--batch-size", type=int, default=8, help="images per fine-tuning step")
+    ft.add_argument("--lr", type=float, default=1e-3, help="fine-tuning peak learning rate (AdamW, poly decay)")
+    ft.add_argument("--crop-size", type=parse_size, default=None, metavar="HxW",
+                    help="fine-tuning crop (default: --input-size, or 96x128)")
+    ft.add_argument("--ce", type=float, default=1.0, help="weight of cross-entropy")
+    ft.add_argument("--recall", type=float, default=0.0, help="weight of the recall loss (Tian et al. 2021)")
+    ft.add_argument("--sr", type=float, default=0.0,
+                    help="weight of the self-regulation losses (Zhang et al. 2021; training-only exits)")
+    ft.add_argument("--kd", type=float, default=0.0, help="weight of distillation from the uncompressed model")
+    ft.add_argument("--kd-temperature", type=float, default=4.0, help="distillation temperature")
+    ft.add_argument("--seed", type=int, default=0, help="seed for fine-tuning")
+    parser.add_argument("--out", type=Path, default=Path("runs/prune"), metavar="DIR",
+                        help="folder for model.safetensors, report.json and the fine-tuning run")
+    add_runtime_args(parser)
+    add_output_args(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    import copy
+
+    import torch
+    from torch.utils.data import Subset
+
+    from segprune.compress import PruneConfig, TruncationConfig, count_macs, prune_, truncate_
+    from segprune.data import EvalTransform, TrainTransform, build_dataset, make_loader
+    from segprune.errors import ConfigError
+    from segprune.models import load_checkpoint, save_checkpoint
+    from segprune.report import format_table, make_report
+    from segprune.spectral import analyze_labels, check_keep, keep_from_energy
+    from segprune.spectral.analyze import spread
+    from segprune.train import TrainConfig, evaluate, fit, seed_everything
+    from segprune.train.objective import Objective, build_training_module
+
+    apply_runtime(args)
+    started = time.perf_counter()
+    if args.keep_freq is not None and args.energy is not None:
+        raise ConfigError("give --keep-freq or --energy, not both")
+    if args.channel_ratio is not None and args.target_macs is not None:
+        raise ConfigError("give --channel-ratio or --target-macs, not both")
+    train_set = build_dataset(args.data, args.train_split)
+    val_set = build_dataset(args.data, args.val_split, transform=EvalTransform())
+    model, _ = load_checkpoint(args.checkpoint, num_classes=val_set.num_classes)
+    size = args.input_size or tuple(val_set.read_label(0).shape)
+    keep = 1.0 if args.keep_freq is None else check_keep(args.keep_freq)
+    if args.energy is not None:
+        labels = analyze_labels(train_set, taus=(args.energy,), ceiling_images=-1, workers=args.workers,
+                                progress=not args.no_progress)
+        keep = keep_from_energy(labels.spectrum, args.energy, size)
+    val_loader = make_loader(val_set, 4, shuffle=False, workers=args.workers)
+
+    def score(m) -> dict:
+        metrics, _ = evaluate(m, val_loader, val_set.num_classes, input_size=args.input_size,
+                              class_names=list(val_set.classes), progress=not args.no_progress)
+        return metrics.to_dict()
+
+    stages = [{"stage": "original", **_cost(count_macs(model, size)), **_acc(score(model))}]
+    teacher = copy.deepcopy(model).eval() if args.kd > 0 else None
+    ratio_given = args.channel_ratio is not None or args.target_macs is not None
+    # With pruning, prune_ truncates itself, so --target-macs stays relative to the original model.
+    truncate_(model, TruncationConfig(1.0 if ratio_given else keep, args.trunc_mode))
+    prune_result = None
+    if ratio_given:
+        calib = build_dataset(args.data, args.train_split, transform=EvalTransform(size=args.input_size))
+        calib_loader = make_loader(Subset(calib, spread(len(calib), args.calib_images)), 4, shuffle=False)
+        example = torch.randn(1, 3, *size)
+        prune_result = prune_(model, PruneConfig(channel_ratio=args.channel_ratio, target_macs=args.target_macs,
+                                                 importance=args.importance, scope=args.scope,
+                                                 round_to=args.round_to, keep_freq=keep),
+                              example, calib_loader)
+    stages.append({"stage": "compressed", **_cost(count_macs(model, size)), **_acc(score(model))})
+    run_summary = None
+    if args.finetune_epochs > 0:
+        crop = args.crop_size or args.input_size or (96, 128)
+        cfg = TrainConfig(epochs=args.finetune_epochs, batch_size=args.batch_size, optimizer="adamw", lr=args.lr,
+                          warmup_iters=0, crop_size=crop, base_size=args.input_size, scale_range=(0.75, 1.5),
+                          eval_size=args.input_size, eval_every=args.finetune_epochs, seed=args.seed).validate()
+        train_set.transform = TrainTransform(crop, scale_range=cfg.scale_range, base_size=args.input_size)
+        objective = Objective({"ce": args.ce, "recall": args.recall, "sr": args.sr, "kd": args.kd},
+                              num_classes=val_set.num_classes, ignore_index=val_set.ignore_index,
+                              kd_temperature=args.kd_temperature)
+        seed_everything(args.seed)
+        module = build_training_module(model, objective, teacher=teacher)
+        run_summary = fit(model, train_set, val_set, cfg, args.out / "finetune", device=args.device,
+                          criterion=objective, train_module=module, progress=not args.no_progress)
+        stages.append({"stage": "fine-tuned", **_cost(count_macs(model, size)), **_acc(score(model))})
+    save_checkpoint(args.out / "model.safetensors", model,
+                    {"compressed_from": str(args.checkpoint), "keep_freq": keep, "stages": stages})
+    report = make_report(
+        "prune", checkpoint=str(args.checkpoint), data=args.data, input_size=list(size), keep_freq=keep,
+        trunc_mode=args.trunc_mode, energy=args.energy, channel_ratio=args.channel_ratio,
+        target_macs=args.target_macs, importance=args.importance, scope=args.scope,
+        pruning=prune_result.to_dict() if prune_result is not None else None, stages=stages,
+        finetune=run_summary, seconds=time.perf_counter() - started, output=str(args.out / "model.safetensors"))
+    from segprune.io import save_json
+
+    save_json(args.out / "report.json", report)
+    rows = [[s["stage"], s["gmacs"], 100 * s["gmacs"] / stages[0]["gmacs"], s["mparams"], s["miou"], s["macc"]]
+            for s in stages]
+    table = format_table(rows, ["stage", "GMACs", "% MACs", "M params", "mIoU", "mAcc"])
+    emit(args, report, f"{table}\nkeep-freq {keep:.3f} ({args.trunc_mode}); {time.perf_counter() - started:.0f} s; "
+                       f"compressed checkpoint {args.out / 'model.safetensors'}")
+    print(f"report {args.out / 'report.json'}", file=sys.stderr)
+    return 0
+
+
+def _cost(macs) -> dict:
+    return {"gmacs": macs.total_macs / 1e9, "mparams": macs.total_params / 1e6,
+            "macs_by_group": {k: v / 1e9 for k, v in macs.macs.items()}}
+
+
+def _acc(metrics: dict) -> dict:
+    return {"miou": metrics["miou"], "macc": metrics["macc"], "per_class_iou": metrics["per_class_iou"]}
