@@ -10,9 +10,11 @@ from segprune.cli.common import DATA_HELP, add_output_args, add_runtime_args, ap
 
 NAME = "demo"
 HELP = "run the pipeline end to end on the embedded synthetic dataset"
-DESCRIPTION = ("Train a small DeepLabV3+ on generated road-like scenes, evaluate it and print the result table. "
-               "Later stages (analysis, compression, export, benchmark) join the demo as they land. "
-               "Pass --data to run it on your own dataset instead.")
+DESCRIPTION = ("The pipeline end to end on generated road-like scenes: (1) train a small DeepLabV3+, "
+               "(2) analyse the label spectrum and the model's decoder features, (3) compress it (feature "
+               "truncation to --keep-freq, spectral channel pruning, fine-tuning with distillation) and print "
+               "the before/after table. Export and benchmark stages join as they land. Pass --data to run it on "
+               "your own dataset instead.")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -27,6 +29,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=Path("runs/demo"), metavar="DIR",
                         help="where the checkpoints and the report go")
     parser.add_argument("--seed", type=int, default=0, help="seed for the model and the training run")
+    parser.add_argument("--keep-freq", type=float, default=0.5, metavar="F",
+                        help="band of the decoder features kept per axis by the compression step")
+    parser.add_argument("--channel-ratio", type=float, default=0.25, metavar="R",
+                        help="fraction of decoder channels removed by the compression step")
+    parser.add_argument("--finetune-epochs", type=int, default=5, help="fine-tuning epochs after compression")
     add_runtime_args(parser)
     add_output_args(parser)
 
@@ -34,7 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from segprune.data import EvalTransform, TrainTransform, build_dataset
     from segprune.models import create_model
-    from segprune.report import make_report, metrics_table
+    from segprune.report import format_table, make_report, metrics_table
     from segprune.train import TrainConfig, fit, seed_everything
 
     apply_runtime(args)
@@ -46,13 +53,53 @@ def run(args: argparse.Namespace) -> int:
     seed_everything(args.seed)
     model = create_model(args.model, num_classes=train_set.num_classes,
                          aspp_channels=args.width, decoder_channels=args.width)
-    print(f"[1/1] training {args.model} (width {args.width}) on {args.data}: "
+    print(f"[1/3] training {args.model} (width {args.width}) on {args.data}: "
           f"{len(train_set)} train / {len(val_set)} val images", file=sys.stderr)
     summary = fit(model, train_set, val_set, cfg, args.out / "train", device=args.device,
                   progress=not args.no_progress)
+    checkpoint = args.out / "train" / "last.safetensors"
+    common = ["--data", args.data, "--workers", "0", *(["--no-progress"] if args.no_progress else []),
+              "--device", args.device]
+    print("[2/3] analysing label spectrum and decoder features", file=sys.stderr)
+    analysis = _subcommand(["analyze", "--split", "train", "--model", str(checkpoint), "--keep-freq",
+                            str(args.keep_freq), "--ceiling-images", "16", "--calib-images", "16",
+                            "--out", str(args.out / "analyze"), *common], args.out / "analyze" / "report.json")
+    print(f"[3/3] compressing: keep-freq {args.keep_freq}, channel ratio {args.channel_ratio} (spectral), "
+          f"{args.finetune_epochs} fine-tuning epochs with distillation", file=sys.stderr)
+    pruned = _subcommand(["prune", str(checkpoint), "--keep-freq", str(args.keep_freq), "--channel-ratio",
+                          str(args.channel_ratio), "--finetune-epochs", str(args.finetune_epochs), "--batch-size",
+                          str(args.batch_size), "--crop-size", f"{args.crop_size[0]}x{args.crop_size[1]}",
+                          "--kd", "1.0", "--seed", str(args.seed), "--out", str(args.out / "prune"), *common],
+                         args.out / "prune" / "report.json")
     report = make_report("demo", data=args.data, model=model.config.to_dict(), train=cfg.to_dict(),
-                         training=summary, checkpoint=str(args.out / "train" / "best.safetensors"))
-    table = (f"{metrics_table(summary['final'])}\n\nbest val mIoU {summary['best']['miou']:.2f} "
-             f"(epoch {summary['best']['epoch']}); checkpoint {args.out / 'train' / 'best.safetensors'}")
+                         training=summary, analysis=analysis, compression=pruned)
+    cut = {c["tau"]: c for c in analysis["labels"]["cutoffs"]}
+    base = pruned["stages"][0]
+    rows = [[s["stage"], s["gmacs"], 100 * s["gmacs"] / base["gmacs"], s["mparams"], s["miou"], s["macc"]]
+            for s in pruned["stages"]]
+    table = "\n".join([
+        metrics_table(summary["final"]),
+        "",
+        f"label cut-off f_c(0.95) = {cut[0.95]['cutoff']:.3f} of Nyquist -> grid {cut[0.95]['grid'][0]}x"
+        f"{cut[0.95]['grid'][1]}; decoder energy kept at keep-freq {args.keep_freq}: "
+        + ", ".join(f"{k} {v['mean_kept_fraction']:.3f}" for k, v in analysis["model"]["features"].items()),
+        "",
+        format_table(rows, ["stage", "GMACs", "% MACs", "M params", "mIoU", "mAcc"]),
+        f"outputs in {args.out}: train/ (checkpoints), analyze/ (spectrum.json, plots), prune/ (model.safetensors)",
+    ])
     emit(args, report, table)
     return 0
+
+
+def _subcommand(argv: list[str], report_path: Path) -> dict:
+    """Run another subcommand through the same parser, keeping its table off stdout."""
+    import contextlib
+    import io
+
+    from segprune.cli.main import build_parser
+    from segprune.io import load_json
+
+    args = build_parser().parse_args([*argv, "--report", str(report_path)])
+    with contextlib.redirect_stdout(io.StringIO()):
+        args.run(args)
+    return load_json(report_path)
