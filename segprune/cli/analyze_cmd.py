@@ -11,9 +11,11 @@ from segprune.cli.common import (
     add_runtime_args,
     apply_runtime,
     emit,
+    load_model_for,
     parse_floats,
     parse_ints,
     parse_size,
+    spread_loader,
 )
 
 NAME = "analyze"
@@ -58,7 +60,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from segprune import plots
-    from segprune.data import EvalTransform, build_dataset, make_loader
+    from segprune.data import EvalTransform, build_dataset
     from segprune.errors import ConfigError
     from segprune.io import save_json
     from segprune.report import format_table, make_report
@@ -90,18 +92,10 @@ def run(args: argparse.Namespace) -> int:
         if labels.ceilings:
             figures.append(plots.plot_ceilings(labels.ceilings, out / "ceilings.png"))
     if args.model:
-        from torch.utils.data import Subset
-
-        from segprune.models import load_checkpoint
-        from segprune.spectral.analyze import spread
-        from segprune.train.distributed import resolve_device
-
-        device = resolve_device(args.device)
-        model, _ = load_checkpoint(args.model, num_classes=dataset.num_classes, map_location=str(device))
+        model, device, _ = load_model_for(args.model, dataset, args.device)
         calib = build_dataset(args.data, args.split, transform=EvalTransform())
-        subset = Subset(calib, spread(len(calib), args.calib_images))
         layers = args.layers.split(",") if args.layers else None
-        model_report, spectra = analyze_model(model, make_loader(subset, 4, shuffle=False), keep=keep or 1.0,
+        model_report, spectra = analyze_model(model, spread_loader(calib, args.calib_images, 4), keep=keep or 1.0,
                                               input_size=args.input_size, layers=layers, device=device,
                                               progress=not args.no_progress)
         report["model"] = {"checkpoint": args.model, **model_report}

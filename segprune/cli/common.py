@@ -165,3 +165,23 @@ def build_or_load_model(args: argparse.Namespace, num_classes: int):
         print(f"--atrous-rates auto: {','.join(map(str, model.config.atrous_rates))} for {size} inputs at "
               f"OS{model.config.output_stride} (r = min(H, W) / (6 * OS), a derived rule)", file=sys.stderr)
     return model
+
+
+def load_model_for(checkpoint: str | Path, dataset, device_name: str | None):
+    """A checkpoint checked against the dataset's class count, on the requested device."""
+    from segprune.models import load_checkpoint
+    from segprune.train.distributed import resolve_device
+
+    device = resolve_device(device_name)
+    model, info = load_checkpoint(checkpoint, num_classes=dataset.num_classes, map_location=str(device))
+    return model.to(device), device, info
+
+
+def spread_loader(dataset, count: int | None, batch_size: int, workers: int = 0):
+    """A loader over ``count`` samples evenly spaced over ``dataset`` (all for ``None``/0)."""
+    from torch.utils.data import Subset
+
+    from segprune.data import make_loader
+    from segprune.spectral.analyze import spread
+
+    return make_loader(Subset(dataset, spread(len(dataset), count)), batch_size, shuffle=False, workers=workers)

@@ -11,7 +11,9 @@ from segprune.cli.common import (
     add_runtime_args,
     apply_runtime,
     emit,
+    load_model_for,
     parse_size,
+    spread_loader,
 )
 
 NAME = "erf"
@@ -45,28 +47,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from torch.utils.data import Subset
 
     from segprune import plots
-    from segprune.data import EvalTransform, build_dataset, make_loader
+    from segprune.data import EvalTransform, build_dataset
     from segprune.errors import ConfigError
     from segprune.io import save_json
-    from segprune.models import load_checkpoint
     from segprune.models.erf import effective_receptive_field
     from segprune.report import format_table, make_report
-    from segprune.spectral.analyze import spread
-    from segprune.train.distributed import resolve_device
 
     apply_runtime(args)
     if args.images < 0:
         raise ConfigError(f"--images must be 0 (all) or positive, got {args.images}")
     dataset = build_dataset(args.data, args.split, transform=EvalTransform(args.input_size))
-    device = resolve_device(args.device)
-    model, info = load_checkpoint(args.checkpoint, num_classes=dataset.num_classes, map_location=str(device))
-    subset = Subset(dataset, spread(len(dataset), args.images or None))
-    loader = make_loader(subset, 1, shuffle=False, workers=args.workers)
+    model, device, info = load_model_for(args.checkpoint, dataset, args.device)
+    loader = spread_loader(dataset, args.images or None, 1, args.workers)
     result = effective_receptive_field(model, loader, target=args.target, device=device,
-                                       progress=not args.no_progress, total=len(subset))
+                                       progress=not args.no_progress, total=len(loader.dataset))
     cfg = model.config
     train_crop = (info.get("metadata") or {}).get("train", {}).get("crop_size")
     out = args.out

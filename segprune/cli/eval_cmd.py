@@ -10,6 +10,7 @@ from segprune.cli.common import (
     add_runtime_args,
     apply_runtime,
     emit,
+    load_model_for,
     parse_size,
 )
 
@@ -32,15 +33,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from segprune.data import EvalTransform, build_dataset, make_loader
-    from segprune.models import load_checkpoint
     from segprune.report import make_report, metrics_table
     from segprune.train import evaluate
-    from segprune.train.distributed import resolve_device
 
     apply_runtime(args)
     dataset = build_dataset(args.data, args.split, transform=EvalTransform())
-    device = resolve_device(args.device)
-    model, _info = load_checkpoint(args.checkpoint, num_classes=dataset.num_classes, map_location=str(device))
+    model, device, _ = load_model_for(args.checkpoint, dataset, args.device)
     loader = make_loader(dataset, args.batch_size, shuffle=False, workers=args.workers)
     metrics, timing = evaluate(model.to(device), loader, dataset.num_classes, device=device,
                                input_size=args.input_size, class_names=dataset.classes,

@@ -14,6 +14,7 @@ from segprune.cli.common import (
     apply_runtime,
     emit,
     parse_size,
+    spread_loader,
 )
 
 NAME = "prune"
@@ -76,7 +77,6 @@ def run(args: argparse.Namespace) -> int:
     import copy
 
     import torch
-    from torch.utils.data import Subset
 
     from segprune.compress import PruneConfig, TruncationConfig, count_macs, prune_, truncate_
     from segprune.data import EvalTransform, TrainTransform, build_dataset, make_loader
@@ -84,7 +84,6 @@ def run(args: argparse.Namespace) -> int:
     from segprune.models import load_checkpoint, save_checkpoint
     from segprune.report import format_table, make_report
     from segprune.spectral import analyze_labels, check_keep, keep_from_energy
-    from segprune.spectral.analyze import spread
     from segprune.train import TrainConfig, evaluate, fit, seed_everything
     from segprune.train.objective import Objective, build_training_module
 
@@ -118,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
     prune_result = None
     if ratio_given:
         calib = build_dataset(args.data, args.train_split, transform=EvalTransform(size=args.input_size))
-        calib_loader = make_loader(Subset(calib, spread(len(calib), args.calib_images)), 4, shuffle=False)
+        calib_loader = spread_loader(calib, args.calib_images, 4)
         example = torch.randn(1, 3, *size)
         prune_result = prune_(model, PruneConfig(channel_ratio=args.channel_ratio, target_macs=args.target_macs,
                                                  importance=args.importance, scope=args.scope,
