@@ -17,13 +17,22 @@ from dataclasses import dataclass, field
 
 import torch
 
-from segprune.data.labels import one_hot
 from segprune.errors import DataError
 from segprune.spectral.bands import NBINS, TRANSFORMS, band_grid, band_index, band_radius, rfft_multiplicity
 from segprune.spectral.transforms import dct_matrix
 
 
-def power_spectrum(onehot: torch.Tensor, transform: str = "dft") -> torch.Tensor:
+def present_classes(labels: torch.Tensor, num_classes: int, ignore_index: int = 255) -> torch.Tensor:
+    """Pixel count of every class in every map, ``(B, K)``; label values are already checked."""
+    b = labels.shape[0]
+    flat = labels.reshape(b, -1)
+    valid = flat != ignore_index
+    offsets = torch.arange(b, device=labels.device)[:, None] * num_classes
+    keys = (flat + offsets)[valid]
+    return torch.bincount(keys, minlength=b * num_classes).reshape(b, num_classes)
+
+
+def power_spectrum(maps: torch.Tensor, transform: str = "dft") -> torch.Tensor:
     """Power of each coefficient of ``(..., H, W)`` maps, in the layout of :func:`band_radius`.
 
     DFT power is ``|Y|^2`` on the one-sided grid, weighted by the column multiplicity so that
@@ -31,14 +40,30 @@ def power_spectrum(onehot: torch.Tensor, transform: str = "dft") -> torch.Tensor
     DCT-II, whose sum equals the maps' squared norm. Both are normalised by ``H * W`` so that
     the total is the mean of the squared map (Parseval), comparable across image sizes.
     """
-    h, w = onehot.shape[-2:]
+    return normalise_power(raw_power(maps, transform), tuple(maps.shape[-2:]), transform)
+
+
+def raw_power(maps: torch.Tensor, transform: str = "dft") -> torch.Tensor:
+    """Unnormalised coefficient power, in the maps' dtype: the expensive, batched part.
+
+    Summing raw power over maps first and normalising the much smaller sum in float64
+    afterwards is what keeps the label pass fast.
+    """
+    h, w = maps.shape[-2:]
     if transform == "dft":
-        spec = torch.fft.rfft2(onehot)
-        power = spec.real.square() + spec.imag.square()
-        return power.to(torch.float64) * rfft_multiplicity(w, onehot.device) / (h * w) ** 2
-    ch, cw = dct_matrix(h, onehot.device, onehot.dtype), dct_matrix(w, onehot.device, onehot.dtype)
-    coeffs = ch @ onehot @ cw.T
-    return coeffs.to(torch.float64).square() / (h * w)
+        spec = torch.fft.rfft2(maps)
+        return spec.real.square() + spec.imag.square()
+    ch, cw = dct_matrix(h, maps.device, maps.dtype), dct_matrix(w, maps.device, maps.dtype)
+    return (ch @ maps @ cw.T).square()
+
+
+def normalise_power(power: torch.Tensor, size: tuple[int, int], transform: str = "dft") -> torch.Tensor:
+    """float64 power of maps of ``size``, normalised as :func:`power_spectrum` documents."""
+    h, w = size
+    power = power.to(torch.float64)
+    if transform == "dft":
+        return power * rfft_multiplicity(w, power.device) / (h * w) ** 2
+    return power / (h * w)
 
 
 @dataclass
@@ -68,21 +93,33 @@ class LabelSpectrum:
         self._bins: dict[tuple[int, int], torch.Tensor] = {}
 
     def update(self, labels: torch.Tensor) -> None:
-        """Add a batch of label maps ``(B, H, W)`` (or one ``(H, W)``) of class indices."""
+        """Add a batch of label maps ``(B, H, W)`` (or one ``(H, W)``) of class indices.
+
+        Only the (map, class) pairs that occur are transformed: an absent class has an
+        all-zero one-hot map and no energy, and road scenes rarely hold every class.
+        """
         labels = torch.as_tensor(labels)
         if labels.dim() == 2:
             labels = labels[None]
-        h, w = labels.shape[-2:]
-        onehot = one_hot(labels, self.num_classes, self.ignore_index, dtype=self.dtype)
-        power = power_spectrum(onehot, self.transform).sum(0)  # (K, h, w')
+        labels = labels.to(torch.int64)
+        b, h, w = labels.shape
+        k = self.num_classes
+        counts = present_classes(labels, k, self.ignore_index)
+        maps, classes = torch.nonzero(counts, as_tuple=True)
         idx = self._bins.get((h, w))
         if idx is None:
-            radius = band_radius(h, w, self.transform, onesided=True, device=power.device)
+            radius = band_radius(h, w, self.transform, onesided=True, device=labels.device)
             idx = self._bins[(h, w)] = band_index(radius, self.nbins).reshape(-1)
-        hist = torch.zeros(self.num_classes, self.nbins + 1, dtype=torch.float64, device=power.device)
-        hist.index_add_(1, idx, power.reshape(self.num_classes, -1))
-        self.energy += hist.cpu()
-        self.maps += labels.shape[0]
+        if maps.numel():
+            onehot = (labels[maps] == classes[:, None, None]).to(self.dtype)  # (P, H, W), zero at ignore
+            power = raw_power(onehot, self.transform)  # (P, h, w'), in self.dtype
+            per_class = torch.zeros(k, *power.shape[1:], dtype=power.dtype, device=power.device)
+            per_class.index_add_(0, classes, power)
+            per_class = normalise_power(per_class, (h, w), self.transform)
+            hist = torch.zeros(k, self.nbins + 1, dtype=torch.float64, device=power.device)
+            hist.index_add_(1, idx, per_class.reshape(k, -1))
+            self.energy += hist.cpu()
+        self.maps += b
         self.pixels += labels.numel()
 
     def cumulative(self, exclude_dc: bool = True, per_class: bool = False) -> torch.Tensor:
