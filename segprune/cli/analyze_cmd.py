@@ -42,7 +42,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       help="label maps (evenly spaced) for the reconstruction ceilings; 0 = all, -1 = skip")
     spec.add_argument("--blocks", type=parse_ints, default=(1, 2, 4, 8, 16, 32), metavar="B1,B2,..",
                       help="block sizes for the block-label ceilings and annotation cost")
-    spec.add_argument("--batch-size", type=int, default=16, help="label maps per batched transform")
+    spec.add_argument("--batch-size", type=int, default=2,
+                      help="label maps per batched transform (small batches stay in cache: fastest on CPU)")
     mdl = parser.add_argument_group("model (optional)")
     mdl.add_argument("--model", default=None, metavar="CKPT",
                      help="segprune checkpoint: adds cross-entropy by band and decoder feature spectra")

@@ -70,7 +70,7 @@ class LabelAnalysis:
 
 
 def analyze_labels(dataset, *, taus=DEFAULT_TAUS, transform: str = "dft", nbins: int = NBINS,
-                   batch_size: int = 16, workers: int = 0, ceiling_images: int | None = 32,
+                   batch_size: int = 2, workers: int = 0, ceiling_images: int | None = 32,
                    blocks=CEILING_BLOCKS, progress: bool = True) -> LabelAnalysis:
     """Label spectrum, cut-offs, grids and ceilings of a dataset split.
 
@@ -122,7 +122,7 @@ def _ceilings(dataset, size, blocks, images, batch_size, workers, progress) -> d
     grids = sorted({(-(-h // s), -(-w // s)) for s in CEILING_STRIDES}, reverse=True)
     ceil = Ceilings(dataset.num_classes, CEILING_KEEPS, grids, blocks, dataset.ignore_index)
     subset = spread(len(dataset), images)
-    loader = label_batches(dataset, max(1, batch_size // 4), workers, subset)
+    loader = label_batches(dataset, batch_size, workers, subset)
     for batch in tqdm(loader, desc="ceilings", unit="batch", disable=not progress, leave=False):
         for group in batch:
             ceil.update(group)
