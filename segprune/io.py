@@ -68,7 +68,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 def save_json(path: str | os.PathLike, obj: Any) -> None:
     """Write ``obj`` as indented JSON, atomically."""
     with atomic_write(path, "w") as handle:
-        json.dump(obj, handle, indent=2, sort_keys=False, default=_json_default)
+        json.dump(obj, handle, indent=2, sort_keys=False, default=json_default)
         handle.write("\n")
 
 
@@ -85,7 +85,7 @@ def load_json(path: str | os.PathLike) -> Any:
                             "regenerate it or fix it by hand") from None
 
 
-def _json_default(value: Any) -> Any:
+def json_default(value: Any) -> Any:
     """Let tensors, numpy scalars and paths appear in reports without conversions at every call site."""
     if hasattr(value, "tolist"):
         return value.tolist()

@@ -14,8 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from segprune.errors import ConfigError
-from segprune.io import save_json
+from segprune.io import json_default, save_json
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -99,21 +98,10 @@ def emit(args: argparse.Namespace, report: dict[str, Any], table: str) -> None:
     if getattr(args, "report", None):
         save_json(args.report, report)
     if getattr(args, "json", False):
-        json.dump(report, sys.stdout, indent=2, default=_default)
+        json.dump(report, sys.stdout, indent=2, default=json_default)
         sys.stdout.write("\n")
     else:
         print(table)
-
-
-def _default(value: Any) -> Any:
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    return str(value)
-
-
-def require_positive(name: str, value: float | int) -> None:
-    if value <= 0:
-        raise ConfigError(f"--{name.replace('_', '-')} must be positive, got {value}")
 
 
 def add_model_args(parser: argparse.ArgumentParser) -> None:
