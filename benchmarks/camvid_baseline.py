@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -91,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         model=model.config.to_dict(), parameters=sum(p.numel() for p in model.parameters()),
         train=cfg.to_dict(), checkpoint="last (the final epoch), not the best on val",
         val=metrics.to_dict(),
-        train_images_per_s_median=_median([h["train_images_per_s"] for h in history]),
+        train_images_per_s_median=statistics.median(h["train_images_per_s"] for h in history),
         eval_images_per_s=timing["images_per_s"], train_wall_seconds=wall,
         peak_memory_mb=train_summary["peak_memory_mb"], history=history,
     )
@@ -99,12 +100,6 @@ def main(argv: list[str] | None = None) -> int:
     print(metrics_table(metrics.to_dict()))
     print(f"val mIoU {metrics.miou:.2f}  mAcc {metrics.macc:.2f}  training {wall / 60:.1f} min  -> {args.out}")
     return 0
-
-
-def _median(values: list[float]) -> float:
-    ordered = sorted(values)
-    n = len(ordered)
-    return float("nan") if not n else (ordered[n // 2] if n % 2 else (ordered[n // 2 - 1] + ordered[n // 2]) / 2)
 
 
 if __name__ == "__main__":

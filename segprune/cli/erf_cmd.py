@@ -47,7 +47,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-
     from segprune import plots
     from segprune.data import EvalTransform, build_dataset
     from segprune.errors import ConfigError

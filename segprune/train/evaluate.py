@@ -11,6 +11,7 @@ from tqdm import tqdm
 
 from segprune.metrics import ConfusionMatrix, SegMetrics
 from segprune.train.distributed import DistContext
+from segprune.train.losses import resize_like
 
 
 @torch.no_grad()
@@ -23,10 +24,7 @@ def predict_logits(model: nn.Module, images: torch.Tensor, out_size: tuple[int, 
     """
     if input_size is not None and tuple(images.shape[-2:]) != tuple(input_size):
         images = F.interpolate(images, size=input_size, mode="bilinear", align_corners=False)
-    logits = model(images)
-    if tuple(logits.shape[-2:]) != tuple(out_size):
-        logits = F.interpolate(logits, size=out_size, mode="bilinear", align_corners=False)
-    return logits
+    return resize_like(model(images), out_size)
 
 
 @torch.no_grad()

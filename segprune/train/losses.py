@@ -22,8 +22,7 @@ class CrossEntropy(nn.Module):
         self.label_smoothing = label_smoothing
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        if logits.shape[-2:] != target.shape[-2:]:
-            logits = F.interpolate(logits, size=target.shape[-2:], mode="bilinear", align_corners=False)
+        logits = resize_like(logits, target.shape[-2:])
         if not (target != self.ignore_index).any():
             return logits.sum() * 0.0  # keeps the graph (and DDP) intact on an all-ignore batch
         return F.cross_entropy(logits.float(), target, ignore_index=self.ignore_index,
@@ -100,8 +99,7 @@ class RecallCrossEntropy(nn.Module):
         return torch.where(denom > 0, (fn + self.eps) / denom.clamp(min=1e-12), 1.0)
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        if logits.shape[-2:] != target.shape[-2:]:
-            logits = F.interpolate(logits, size=target.shape[-2:], mode="bilinear", align_corners=False)
+        logits = resize_like(logits, target.shape[-2:])
         valid = target != self.ignore_index
         if not valid.any():
             return logits.sum() * 0.0
