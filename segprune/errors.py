@@ -25,3 +25,21 @@ class CheckpointError(SegpruneError):
 
 class ConfigError(SegpruneError, ValueError):
     """An option or model configuration that cannot be built."""
+
+
+class ExportError(SegpruneError):
+    """A model, ONNX file or engine that cannot be exported, loaded or run as asked."""
+
+
+class BackendError(SegpruneError):
+    """An inference backend (onnxruntime, TensorRT, CUDA) that is missing or cannot run the model."""
+
+
+class RegressionFound(SegpruneError):
+    """A measured figure fell outside its tolerance: exit status 1, which CI reads as a failed gate.
+
+    Also raised for an export whose parity check failed, since that is a measured
+    disagreement rather than a malformed input.
+    """
+
+    exit_code = 1

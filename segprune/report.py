@@ -48,7 +48,7 @@ def make_report(kind: str, **payload: Any) -> dict[str, Any]:
 
     return {
         "schema": f"segprune.{kind}/{SCHEMA_VERSION}",
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "segprune": __version__,
         "environment": environment(),
         **payload,

@@ -26,3 +26,26 @@ def camvid_root() -> Path:
     if not (root / "train.txt").is_file():
         pytest.skip(f"CamVid not found at {root} (set SEGPRUNE_CAMVID to its folder)")
     return root
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    """A tiny DeepLabV3+ trained on synthetic 32x48 scenes (keep-freq 1), shared by the deployment tests."""
+    from tests.helpers import train_tiny
+
+    torch.set_num_threads(1)
+    return train_tiny(tmp_path_factory.mktemp("tiny_train"))
+
+
+@pytest.fixture(scope="session")
+def tiny_export(tiny_checkpoint, tmp_path_factory) -> Path:
+    """``segprune export`` of the tiny model: fp32, fp16 and int8, dynamic batch and H/W."""
+    from tests.helpers import run_cli
+
+    torch.set_num_threads(1)
+    out = tmp_path_factory.mktemp("tiny_export")
+    code, _, err = run_cli(["export", tiny_checkpoint, "--out", out, "--input-size", "32x48", "--precision",
+                            "fp32,fp16,int8", "--dynamic", "batch,hw", "--calib", "8", "--parity-images", "4",
+                            "--quiet"])
+    assert code == 0, err
+    return out

@@ -20,3 +20,32 @@ def tiny_sets(n_train: int = 8, n_val: int = 5):
                           transform=TrainTransform((32, 48), scale_range=(0.75, 1.25)))
     val = build_dataset(TINY_DATA.format(n=n_train, n_val=n_val), "val", transform=EvalTransform())
     return train, val
+
+
+def train_tiny(out_dir, epochs: int = 6, n_train: int = 24):
+    """A tiny model trained for a few seconds on synthetic scenes, so mIoU means something; returns its checkpoint."""
+    import torch
+
+    from segprune.train import TrainConfig, fit, seed_everything
+
+    train, val = tiny_sets(n_train=n_train, n_val=8)
+    seed_everything(0)
+    model = tiny_model(decoder_keep=0.5, decoder_resize="bilinear")  # truncated, as deployed models are
+    cfg = TrainConfig(epochs=epochs, batch_size=8, optimizer="adamw", lr=5e-3, crop_size=(32, 48),
+                      scale_range=(0.75, 1.25), eval_every=epochs, seed=0)
+    with torch.random.fork_rng():
+        fit(model, train, val, cfg, out_dir, progress=False)
+    return out_dir / "last.safetensors"
+
+
+def run_cli(argv: list[str]) -> tuple[int, str, str]:
+    """Run ``segprune`` in-process; returns (exit code, stdout, stderr)."""
+    import contextlib
+    import io
+
+    from segprune.cli.main import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main([str(a) for a in argv])
+    return code, out.getvalue(), err.getvalue()

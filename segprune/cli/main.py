@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from segprune import __version__
 from segprune.errors import SegpruneError
 
-SUBCOMMANDS = ("analyze", "prune", "train", "eval", "erf", "data", "demo", "info")
+SUBCOMMANDS = ("analyze", "prune", "train", "eval", "erf", "export", "bench", "check", "data", "demo", "info")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -140,7 +140,8 @@ def run(args: argparse.Namespace) -> int:
                           criterion=objective, train_module=module, progress=not args.no_progress)
         stages.append({"stage": "fine-tuned", **_cost(count_macs(model, size)), **_acc(score(model))})
     save_checkpoint(args.out / "model.safetensors", model,
-                    {"compressed_from": str(args.checkpoint), "keep_freq": keep, "stages": stages})
+                    {"compressed_from": str(args.checkpoint), "keep_freq": keep, "input_size": list(size),
+                     "stages": stages})
     report = make_report(
         "prune", checkpoint=str(args.checkpoint), data=args.data, input_size=list(size), keep_freq=keep,
         trunc_mode=args.trunc_mode, energy=args.energy, channel_ratio=args.channel_ratio,

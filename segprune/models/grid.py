@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import math
+from fractions import Fraction
 
 import numpy as np
 import torch
@@ -24,20 +25,29 @@ import torch.nn.functional as F
 
 RESIZE_MODES = ("bilinear", "area", "spectral")
 
-# keep*H is computed in floating point: 0.1 * 30 is 3.0000000000000004, whose ceil is 4.
-# Subtracting a tolerance far below one pixel gives the size the user means.
-_EPS = 1e-9
+
+@functools.lru_cache(maxsize=64)
+def _keep_ratio(keep: float) -> tuple[int, int]:
+    # keep as p/q: 0.1 is 1/10 here, where 0.1 * 30 in floating point is 3.0000000000000004.
+    ratio = Fraction(keep).limit_denominator(1 << 16)
+    return ratio.numerator, ratio.denominator
 
 
-def decoder_grid(h4: int, w4: int, keep: float) -> tuple[int, int]:
+def decoder_grid(h4, w4, keep: float) -> tuple:
     """The decoder grid for a native ``h4 x w4`` grid and per-axis keep fraction ``keep``.
 
     ``keep = 1`` returns the native size itself; otherwise each side is
-    ``ceil(keep * side)``, at least 1, so a keep fraction never rounds a band away.
+    ``ceil(keep * side)`` (at least 1 for any side >= 1), so a keep fraction never rounds a
+    band away. The ceiling is integer arithmetic on non-negative numbers,
+    ``(side * p + q - 1) // q`` with ``keep = p/q``, so that under ``torch.export`` the sides
+    stay symbolic (the grid of a model exported with dynamic H and W follows the input instead
+    of being frozen at the example's size), and floor division means the same in ONNX, whose
+    integer Div truncates, as in Python.
     """
     if keep >= 1.0:
-        return int(h4), int(w4)
-    return max(1, math.ceil(keep * h4 - _EPS)), max(1, math.ceil(keep * w4 - _EPS))
+        return h4, w4
+    p, q = _keep_ratio(float(keep))
+    return (h4 * p + q - 1) // q, (w4 * p + q - 1) // q
 
 
 @functools.lru_cache(maxsize=64)
@@ -57,6 +67,14 @@ def _constant(array: np.ndarray, device: torch.device, dtype: torch.dtype) -> to
         return torch.from_numpy(np.ascontiguousarray(array)).to(device=device, dtype=dtype)
 
 
+def _cached(builder, *key) -> torch.Tensor:
+    # Under torch.export / torch.compile tensors are fake: one cached there would poison the
+    # cache for every later eager call, so traced calls build an uncached constant.
+    if torch.compiler.is_compiling():
+        return builder.__wrapped__(*key)
+    return builder(*key)
+
+
 @functools.lru_cache(maxsize=128)
 def _dct_matrix(n: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
     return _constant(_dct_matrix_np(n), device, dtype)
@@ -67,7 +85,7 @@ def dct_matrix(n: int, device: torch.device | str | None = None, dtype: torch.dt
 
     Cached per ``(n, device, dtype)``: the result is shared, never modify it in place.
     """
-    return _dct_matrix(int(n), torch.device(device or "cpu"), dtype)
+    return _cached(_dct_matrix, int(n), torch.device(device or "cpu"), dtype)
 
 
 def _truncation_np(out: int, n: int) -> np.ndarray:
@@ -100,8 +118,8 @@ def spectral_resize(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     (h, w), (big_h, big_w) = (int(size[0]), int(size[1])), (int(x.shape[-2]), int(x.shape[-1]))
     if h > big_h or w > big_w:
         raise ValueError(f"spectral_resize only shrinks: {tuple(x.shape[-2:])} -> {(h, w)}")
-    a_h = truncation_matrix(h, big_h, x.device, x.dtype) if h != big_h else None
-    a_wt = _truncation_matrix_t(w, big_w, x.device, x.dtype) if w != big_w else None
+    a_h = _cached(truncation_matrix, h, big_h, x.device, x.dtype) if h != big_h else None
+    a_wt = _cached(_truncation_matrix_t, w, big_w, x.device, x.dtype) if w != big_w else None
     if a_h is not None and a_wt is not None and big_h * w * (big_w + h) < h * big_w * (big_h + w):
         return a_h @ (x @ a_wt)  # columns first is cheaper for tall maps
     if a_h is not None:
@@ -121,7 +139,7 @@ def resize_to_grid(x: torch.Tensor, size: tuple[int, int], mode: str) -> torch.T
     """
     if mode not in RESIZE_MODES:
         raise ValueError(f"resize mode {mode!r} is not one of {RESIZE_MODES}")
-    size = (int(size[0]), int(size[1]))
+    size = (size[0], size[1])  # not int(): under torch.export the sides may be symbolic
     in_h, in_w = x.shape[-2:]
     if (in_h, in_w) == size:
         return x

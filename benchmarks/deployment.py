@@ -1,0 +1,173 @@
+"""Deployment on CamVid: ONNX export, fp32/fp16/int8 accuracy and onnxruntime CPU latency, compressed vs not.
+
+Starts from the CamVid baseline (``benchmarks/camvid_baseline.py``, DeepLabV3+ ResNet-18
+OS16 trained at 180x240; run it first). Builds the compressed models with ``segprune
+prune`` (cached in ``benchmarks/cache/``): keep-freq 0.5 and 0.25 with the channel ratio
+that scored best at those keeps in ``benchmarks/results/compression.json`` (0, truncation
+alone), plus one wider variant (keep 0.25, channel ratio 0.5 over the ASPP and decoder,
+L1 importance) to show what the 2x latency goal costs in mIoU. Each gets the same
+fine-tuning budget (``--epochs`` of cross-entropy on CamVid train).
+
+Then, all in this one run, through the segprune API that ``segprune export``/``bench`` use:
+
+1. export every model with ``segprune export`` at 180x240 (fp32, fp16, int8 Q/DQ calibrated
+   on 32 CamVid train images), 360x480 (fp32, int8) and 512x1024 (fp32), each parity-checked
+   against PyTorch on CamVid val images;
+2. accuracy and latency at the training size 180x240: mIoU on the full val split for each
+   model in PyTorch eager and in onnxruntime fp32/fp16/int8, all timed side by side;
+3. latency at 360x480 and 512x1024 (CamVid's native size and a Cityscapes-like size):
+   every model side by side, fp32 and int8.
+
+Writes ``benchmarks/results/deployment.json``; quotes medians of interleaved timed runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--camvid", type=Path, default=ROOT.parent / "shared" / "data" / "camvid")
+    parser.add_argument("--baseline", type=Path, default=ROOT / "benchmarks" / "cache" / "camvid_r18" / "last.safetensors")
+    parser.add_argument("--cache", type=Path, default=ROOT / "benchmarks" / "cache" / "deploy")
+    parser.add_argument("--epochs", type=int, default=1, help="fine-tuning epochs per compressed model")
+    parser.add_argument("--runs", type=int, default=20, help="timed runs per model and setting")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "deployment.json")
+    args = parser.parse_args(argv)
+
+    import torch
+
+    from segprune.bench import BenchSettings, bench, open_runner
+    from segprune.cli.bench_cmd import bench_table
+    from segprune.cli.main import main as segprune
+    from segprune.io import save_json
+    from segprune.report import make_report
+
+    torch.set_num_threads(args.threads)
+    if not args.baseline.is_file():
+        print(f"no baseline checkpoint at {args.baseline}: run benchmarks/camvid_baseline.py first", file=sys.stderr)
+        return 2
+    data = f"camvid:{args.camvid}"
+    started = time.perf_counter()
+    variants = {"baseline": ([], args.baseline)}
+    recipes = {"keep0.5": ["--keep-freq", "0.5"], "keep0.25": ["--keep-freq", "0.25"],
+               "keep0.25_head0.5": ["--keep-freq", "0.25", "--channel-ratio", "0.5", "--scope", "head",
+                                    "--importance", "l1"]}
+    for name, extra in recipes.items():
+        out = args.cache / name
+        argv_prune = [str(args.baseline), "--data", data, "--input-size", "180x240", "--trunc-mode", "area",
+                      "--finetune-epochs", str(args.epochs), "--lr", "5e-4", "--batch-size", "8", "--seed", "0",
+                      "--threads", str(args.threads), "--no-progress", "--out", str(out), *extra]
+        if not _cached(out, argv_prune):
+            print(f"compressing: {name}", file=sys.stderr)
+            _run(segprune, ["prune", *argv_prune])
+            (out / "argv.json").write_text(json.dumps(argv_prune))
+        variants[name] = (extra, out / "model.safetensors")
+
+    exports = {}
+    plan = {(180, 240): "fp32,fp16,int8", (360, 480): "fp32,int8", (512, 1024): "fp32"}
+    for name, (_, ckpt) in variants.items():
+        for (h, w), precisions in plan.items():
+            out = args.cache / "onnx" / f"{name}_{h}x{w}"
+            print(f"exporting {name} at {h}x{w}: {precisions}", file=sys.stderr)
+            _run(segprune, ["export", str(ckpt), "--out", str(out), "--input-size", f"{h}x{w}", "--precision",
+                            precisions, "--data", data, "--parity-images", "4", "--calib", "32",
+                            "--threads", str(args.threads), "--quiet"])
+            exports[(name, h, w)] = json.loads((out / "export.json").read_text())
+
+    runs = {}
+
+    def run_set(title: str, models: dict[str, tuple[str, str | None]], size: tuple[int, int], accuracy: bool) -> None:
+        runners = {label: open_runner(path, backend, threads=args.threads) for label, (path, backend) in models.items()}
+        settings = BenchSettings(data=data, split="val", input_size=size, batch_size=1, warmup=3, runs=args.runs,
+                                 rounds=4, accuracy=accuracy, progress=False)
+        print(f"benchmarking {title}", file=sys.stderr)
+        payload = bench(runners, settings, threads=args.threads)
+        runs[title] = payload
+        print(f"\n== {title}\n{bench_table(payload)}", flush=True)
+
+    def onnx(name: str, size: tuple[int, int], precision: str) -> str:
+        return str(args.cache / "onnx" / f"{name}_{size[0]}x{size[1]}" / f"model.{precision}.onnx")
+
+    small = (180, 240)
+    models = {}
+    for name, (_, ckpt) in variants.items():
+        models[f"{name}/torch"] = (str(ckpt), "torch")
+        for precision in ("fp32", "fp16", "int8"):
+            models[f"{name}/ort-{precision}"] = (onnx(name, small, precision), "onnxruntime")
+    run_set("accuracy_and_latency_180x240", models, small, accuracy=True)
+    for size, precisions in (((360, 480), ("fp32", "int8")), ((512, 1024), ("fp32",))):
+        models = {"baseline/torch": (str(args.baseline), "torch")}
+        for name in variants:
+            for precision in precisions:
+                models[f"{name}/ort-{precision}"] = (onnx(name, size, precision), "onnxruntime")
+        run_set(f"latency_{size[0]}x{size[1]}", models, size, accuracy=False)
+
+    summary = summarize(runs, exports)
+    report = make_report("bench.deployment", command="benchmarks/deployment.py", data=data,
+                         baseline=str(args.baseline), variants={k: v[0] for k, v in variants.items()},
+                         exports={f"{k[0]}_{k[1]}x{k[2]}": v for k, v in exports.items()}, runs=runs,
+                         summary=summary, seconds=time.perf_counter() - started)
+    save_json(args.out, report)
+    print("\n" + json.dumps(summary, indent=2))
+    return 0
+
+
+def summarize(runs: dict, exports: dict) -> dict:
+    """The figures the deployment issue asks for, read off the runs above."""
+    def lat(title: str, label: str) -> float:
+        return next(r["latency"]["p50_ms"] for r in runs[title]["results"] if r["label"] == label)
+
+    def miou(label: str) -> float:
+        return next(r["accuracy"]["miou"] for r in runs["accuracy_and_latency_180x240"]["results"]
+                    if r["label"] == label)
+
+    out: dict = {"p50_ms": {}, "speedup_vs_baseline_fp32_ort": {}, "miou_180x240": {}, "int8_miou_loss": {},
+                 "fp16_miou_loss": {}, "torch_vs_ort_fp32_speedup": {}}
+    names = sorted({label.split("/")[0] for label in (r["label"] for r in runs["accuracy_and_latency_180x240"]["results"])})
+    for title in runs:
+        size = title.rsplit("_", 1)[-1]
+        out["p50_ms"][size] = {r["label"]: r["latency"]["p50_ms"] for r in runs[title]["results"]}
+        base = lat(title, "baseline/ort-fp32")
+        out["speedup_vs_baseline_fp32_ort"][size] = {
+            r["label"]: base / r["latency"]["p50_ms"] for r in runs[title]["results"] if "/ort-" in r["label"]}
+    for name in names:
+        out["miou_180x240"][name] = {p: miou(f"{name}/{p}") for p in ("torch", "ort-fp32", "ort-fp16", "ort-int8")}
+        out["int8_miou_loss"][name] = miou(f"{name}/ort-fp32") - miou(f"{name}/ort-int8")
+        out["fp16_miou_loss"][name] = miou(f"{name}/ort-fp32") - miou(f"{name}/ort-fp16")
+        title = "accuracy_and_latency_180x240"
+        out["torch_vs_ort_fp32_speedup"][name] = lat(title, f"{name}/torch") / lat(title, f"{name}/ort-fp32")
+    goals = {}
+    for size in ("360x480", "512x1024"):
+        s = out["speedup_vs_baseline_fp32_ort"][size].get("keep0.25/ort-fp32")
+        goals[f"keep0.25_2x_faster_{size}"] = {"speedup": s, "met": bool(s and s >= 2.0)}
+    worst = max(out["int8_miou_loss"].values())
+    goals["int8_loses_at_most_1_miou"] = {"worst_loss": worst, "met": worst <= 1.0}
+    out["goals"] = goals
+    return out
+
+
+def _cached(out: Path, argv: list[str]) -> bool:
+    marker = out / "argv.json"
+    return (out / "model.safetensors").is_file() and marker.is_file() and json.loads(marker.read_text()) == argv
+
+
+def _run(segprune, argv: list[str]) -> None:
+    with contextlib.redirect_stdout(io.StringIO()):
+        code = segprune(argv)
+    if code:
+        raise SystemExit(f"segprune {' '.join(argv[:2])} exited {code}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,172 @@
+"""A benchmark run: the same images through every model, mIoU on the full split, latency side by side.
+
+The record for each model has one schema whatever the backend (``segprune.bench/1``), so a
+result from onnxruntime on a laptop and one from TensorRT on a GPU are compared field by
+field, and ``segprune check`` can match it to a baseline by backend, precision, input shape
+and device.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import platform
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from segprune.bench.backends import runner_num_classes
+from segprune.bench.timing import measure, ratio
+from segprune.errors import DataError
+
+
+@dataclass
+class BenchSettings:
+    """What to measure on: data, input size, batch, and how long to time."""
+
+    data: str
+    split: str = "val"
+    input_size: tuple[int, int] = (360, 480)
+    batch_size: int = 1
+    warmup: int = 5
+    runs: int = 30
+    rounds: int = 3
+    accuracy: bool = True
+    max_images: int | None = None  # None: the full split
+    progress: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class _AsModule(nn.Module):
+    """A runner seen as a module, so evaluation shares :func:`segprune.train.evaluate` with training.
+
+    Graphs with a fixed batch size get short final batches padded and the padding dropped.
+    """
+
+    def __init__(self, runner) -> None:
+        super().__init__()
+        self.runner = runner
+        shape = getattr(runner, "input_shape", None) or []
+        self.fixed_batch = shape[0] if shape and isinstance(shape[0], int) else None
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        if hasattr(self.runner, "predict"):
+            return self.runner.predict(images)
+        n = images.shape[0]
+        batch = images.numpy()
+        if self.fixed_batch and n < self.fixed_batch:
+            batch = np.concatenate([batch, np.zeros((self.fixed_batch - n, *batch.shape[1:]), batch.dtype)])
+        return torch.from_numpy(self.runner(batch)[:n])
+
+
+def device_identity(runner, threads: int | None) -> dict[str, Any]:
+    """What a latency figure is tied to: the device kind, its name, and CPU threads."""
+    info = runner.info()
+    dev = str(info.get("device", "cpu"))
+    providers = info.get("providers") or []
+    if runner.name == "tensorrt" or dev.startswith("cuda") or "CUDAExecutionProvider" in providers:
+        name = info.get("gpu_name") or (torch.cuda.get_device_name(0) if torch.cuda.is_available() else "gpu")
+        return {"kind": "cuda", "name": name, "threads": None, "key": f"cuda:{name}"}
+    cpu = _cpu_name()
+    threads = threads or info.get("intra_op_threads") or info.get("threads") or os.cpu_count()
+    return {"kind": "cpu", "name": cpu, "threads": threads, "key": f"cpu:{cpu}:{threads}t"}
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def latency_images(settings: BenchSettings) -> np.ndarray:
+    """The batch every model is timed on: the first real images of the split at the input size."""
+    from segprune.data import EvalTransform, build_dataset
+
+    dataset = build_dataset(settings.data, settings.split, transform=EvalTransform(size=settings.input_size))
+    if len(dataset) == 0:
+        raise DataError(f"{settings.data} split {settings.split} is empty: nothing to benchmark on")
+    images = [dataset[i % len(dataset)][0] for i in range(settings.batch_size)]
+    return torch.stack(images).numpy()
+
+
+def evaluate_runner(runner, settings: BenchSettings) -> dict[str, Any]:
+    """mIoU/mAcc of a runner over the split (or ``max_images`` of it), scored at label resolution."""
+    from segprune.cli.common import spread_loader
+    from segprune.data import EvalTransform, build_dataset
+    from segprune.train import evaluate
+
+    dataset = build_dataset(settings.data, settings.split, transform=EvalTransform())
+    classes = runner_num_classes(runner)
+    if classes is not None and classes != dataset.num_classes:
+        raise DataError(f"the model predicts {classes} classes, {settings.data} has {dataset.num_classes}: benchmark "
+                        "it on the dataset it was trained for")
+    module = _AsModule(runner)
+    batch = module.fixed_batch or settings.batch_size
+    loader = spread_loader(dataset, settings.max_images, batch)
+    metrics, timing = evaluate(module, loader, dataset.num_classes, input_size=settings.input_size,
+                               class_names=dataset.classes, progress=settings.progress)
+    out = metrics.to_dict()
+    return {"miou": out["miou"], "macc": out["macc"], "pixel_acc": out["pixel_acc"],
+            "per_class_iou": out["per_class_iou"], "images": timing["images"], "data": settings.data,
+            "split": settings.split, "full_split": settings.max_images in (None, 0)}
+
+
+def bench(runners: dict[str, Any], settings: BenchSettings, threads: int | None = None) -> dict[str, Any]:
+    """Measure every runner on the same images; returns the report payload (results and ratios)."""
+    from tqdm import tqdm
+
+    images = latency_images(settings)
+    timers = {label: (lambda w, n, r=r: r.time_inference(images, w, n)) for label, r in runners.items()}
+    latency = measure(timers, warmup=settings.warmup, runs=settings.runs, rounds=settings.rounds,
+                      batch_size=settings.batch_size)
+    results = []
+    for label, runner in tqdm(runners.items(), desc="accuracy", disable=not settings.progress or not settings.accuracy,
+                              leave=False):
+        info = runner.info()
+        stats, times = latency[label]
+        results.append({
+            "label": label, "model": str(runner.path), "model_sha256": file_sha256(runner.path),
+            "backend": runner.name, "precision": runner.precision,
+            "device": device_identity(runner, threads),
+            "input_shape": [settings.batch_size, 3, *settings.input_size],
+            "latency": stats.to_dict(), "times_ms": [round(1e3 * t, 4) for t in times],
+            "accuracy": evaluate_runner(runner, settings) if settings.accuracy else None,
+            "runner": info,
+        })
+    return {"settings": {"data": settings.data, "split": settings.split, "input_size": list(settings.input_size),
+                         "batch_size": settings.batch_size, "warmup": settings.warmup, "runs": settings.runs,
+                         "rounds": settings.rounds, **settings.extra},
+            "results": results, "ratios": ratios(results)}
+
+
+def ratios(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every result against the first: speed-up (first p50 / this p50) and mIoU difference."""
+    if len(results) < 2:
+        return []
+    base = results[0]
+    out = []
+    for r in results[1:]:
+        row = {"baseline": base["label"], "model": r["label"],
+               "speedup_p50": ratio(base["latency"]["p50_ms"], r["latency"]["p50_ms"]),
+               "speedup_mean": ratio(base["latency"]["mean_ms"], r["latency"]["mean_ms"])}
+        if base["accuracy"] and r["accuracy"]:
+            row["delta_miou"] = r["accuracy"]["miou"] - base["accuracy"]["miou"]
+        out.append(row)
+    return out

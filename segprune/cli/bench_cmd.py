@@ -1,0 +1,131 @@
+"""``segprune bench``: mIoU and latency of one or more models, measured side by side in one run."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from segprune.cli.common import DATA_HELP, add_output_args, emit, parse_size
+
+NAME = "bench"
+HELP = "measure mIoU and latency on torch, onnxruntime or TensorRT; compare models side by side"
+DESCRIPTION = ("Benchmark models on the same images: mIoU/mAcc over the whole split (scored at label resolution) "
+               "and latency after warm-up (CUDA events on a GPU, perf_counter on the CPU; p50/p90/p99, mean, std, "
+               "throughput). MODEL is a .safetensors checkpoint (torch), an .onnx file (onnxruntime), an .engine "
+               "(tensorrt) or an export folder (--precision picks the file). With two or more models, their timed "
+               "runs are interleaved and ratios against the first are printed. --record writes the results as "
+               "regression baselines into a model card folder.")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("models", nargs="*", metavar="MODEL", help="models to measure; the first is the reference")
+    parser.add_argument("--compare", nargs=2, metavar=("A", "B"), default=None,
+                        help="measure A and B in one run and print B's ratios against A (same as `bench A B`)")
+    run = parser.add_argument_group("backend")
+    run.add_argument("--backend", choices=("torch", "onnxruntime", "tensorrt"), default=None,
+                     help="backend for every MODEL (default: from each file: .safetensors torch, .onnx or a folder "
+                          "onnxruntime, .engine tensorrt)")
+    run.add_argument("--device", default="cpu", help="cpu or cuda (torch, onnxruntime with onnxruntime-gpu)")
+    run.add_argument("--precision", choices=("fp32", "fp16", "int8"), default=None,
+                     help="precision: picks model.<precision>.onnx in an export folder, fp16 autocast for torch on "
+                          "CUDA; checked against an ONNX file's own precision")
+    run.add_argument("--threads", type=int, default=None, metavar="N",
+                     help="CPU threads for torch and onnxruntime (default: their own choice, the core count)")
+    run.add_argument("--compile", action="store_true", help="torch backend: torch.compile the model")
+    run.add_argument("--cuda-graphs", action="store_true",
+                     help="torch backend on CUDA: torch.compile with CUDA graphs (mode reduce-overhead)")
+    data = parser.add_argument_group("data")
+    data.add_argument("--data", default=None, metavar="SPEC",
+                      help=f"images for accuracy and timing (default: synthetic scenes). {DATA_HELP}")
+    data.add_argument("--split", default="val", help="split to evaluate on (all of it unless --max-images)")
+    data.add_argument("--input-size", type=parse_size, default=None, metavar="HxW",
+                      help="model input size (default: the size recorded in the first model)")
+    data.add_argument("--batch-size", type=int, default=1, help="images per call, timed and evaluated")
+    data.add_argument("--max-images", type=int, default=None, metavar="N",
+                      help="evaluate on N evenly spread images instead of the full split (quick looks only)")
+    data.add_argument("--no-accuracy", action="store_true", help="latency only")
+    timing = parser.add_argument_group("timing")
+    timing.add_argument("--warmup", type=int, default=5, help="untimed calls per model before timing")
+    timing.add_argument("--runs", type=int, default=30, help="timed calls per model")
+    timing.add_argument("--rounds", type=int, default=3, help="the timed calls are interleaved across models in "
+                                                              "this many rounds")
+    parser.add_argument("--record", type=Path, default=None, metavar="CARD_DIR",
+                        help="write these results as baselines into CARD_DIR/baselines.json (models/<name>/); an "
+                             "entry for another device is never replaced")
+    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    add_output_args(parser)
+
+
+def _default_size(runner) -> tuple[int, int] | None:
+    from segprune.cli.common import checkpoint_input_size
+
+    meta = getattr(runner, "metadata", None) or {}
+    if meta.get("input_size"):
+        return tuple(meta["input_size"])
+    if getattr(runner, "checkpoint_info", None):
+        return checkpoint_input_size(runner.checkpoint_info)
+    return None
+
+
+def run(args: argparse.Namespace) -> int:
+    from segprune.bench import BenchSettings, bench, open_runner
+    from segprune.bench.backends import runner_num_classes
+    from segprune.cli.common import synthetic_spec
+    from segprune.errors import ConfigError
+    from segprune.report import make_report
+
+    models = list(args.compare) if args.compare else list(args.models)
+    if args.compare and args.models:
+        raise ConfigError("give the models either as MODEL ... or with --compare A B, not both")
+    if not models:
+        raise ConfigError("name at least one MODEL to benchmark (a checkpoint, an .onnx file, an engine or an "
+                          "export folder)")
+    runners = {}
+    for i, path in enumerate(models):
+        label = _label(path, models, i)
+        runners[label] = open_runner(path, args.backend, device=args.device, precision=args.precision,
+                                     threads=args.threads, compile=args.compile, cuda_graphs=args.cuda_graphs)
+    first = next(iter(runners.values()))
+    size = args.input_size or _default_size(first) or (360, 480)
+    classes = runner_num_classes(first) or 3
+    settings = BenchSettings(data=args.data or synthetic_spec(classes, size), split=args.split, input_size=size,
+                             batch_size=args.batch_size, warmup=args.warmup, runs=args.runs, rounds=args.rounds,
+                             accuracy=not args.no_accuracy, max_images=args.max_images,
+                             progress=not args.no_progress)
+    payload = bench(runners, settings, threads=args.threads)
+    report = make_report("bench", **payload)
+    if args.record:
+        from segprune.regress import record_baselines
+
+        written = record_baselines(args.record, report)
+        print(f"recorded {written} baseline entries in {args.record / 'baselines.json'}", file=sys.stderr)
+    emit(args, report, bench_table(payload))
+    return 0
+
+
+def _label(path: str, models: list[str], index: int) -> str:
+    name = Path(path).name
+    same = [m for m in models if Path(m).name == name]
+    return name if len(same) == 1 else f"{index}:{path}"
+
+
+def bench_table(payload: dict) -> str:
+    from segprune.report import format_table
+
+    rows = []
+    for r in payload["results"]:
+        lat, acc = r["latency"], r["accuracy"] or {}
+        rows.append([r["label"], r["backend"], r["precision"], r["device"]["kind"], lat["p50_ms"], lat["p90_ms"],
+                     lat["p99_ms"], lat["mean_ms"], lat["std_ms"], lat["throughput"], acc.get("miou", float("nan")),
+                     acc.get("macc", float("nan"))])
+    s = payload["settings"]
+    text = [format_table(rows, ["model", "backend", "precision", "device", "p50 ms", "p90 ms", "p99 ms", "mean ms",
+                                "std ms", "img/s", "mIoU", "mAcc"]),
+            f"input {s['batch_size']}x3x{s['input_size'][0]}x{s['input_size'][1]}, {s['runs']} timed runs after "
+            f"{s['warmup']} warm-up, {s['rounds']} interleaved rounds; accuracy on {s['data']} {s['split']}"]
+    if payload["ratios"]:
+        rows = [[r["model"], r["baseline"], r["speedup_p50"], r.get("delta_miou", float("nan"))]
+                for r in payload["ratios"]]
+        text += ["", format_table(rows, ["model", "vs", "speed-up (p50)", "delta mIoU"])]
+    return "\n".join(text)

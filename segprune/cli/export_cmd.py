@@ -1,0 +1,119 @@
+"""``segprune export``: checkpoint -> ONNX per precision (parity-checked) -> optional TensorRT engines."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from segprune.cli.common import (
+    DATA_HELP,
+    add_output_args,
+    checkpoint_input_size,
+    emit,
+    image_batches,
+    parse_size,
+    synthetic_spec,
+)
+
+NAME = "export"
+HELP = "export a checkpoint to ONNX (fp32/fp16/int8) and TensorRT, with parity checks"
+DESCRIPTION = ("Export a segprune checkpoint to ONNX with torch.onnx's dynamo exporter, check it with "
+               "onnx.checker, simplify it with onnxslim, and write one file per --precision (fp16 by graph "
+               "conversion, int8 by Q/DQ nodes calibrated on --calib images: precision lives in the graph, as "
+               "TensorRT 11's strongly typed builder requires). Every file is run in onnxruntime on real images "
+               "and compared with PyTorch; a file below its argmax-agreement threshold is renamed "
+               "*.PARITY-FAILED.onnx and the command exits 1. --tensorrt also builds engines (needs TensorRT).")
+
+
+def _dynamic(text: str) -> frozenset[str]:
+    return frozenset(p.strip() for p in text.split(",") if p.strip() and p.strip() != "none")
+
+
+def _agreement(text: str) -> dict[str, float]:
+    """``0.9999`` (every precision) or ``fp32=0.9999,int8=0.9``."""
+    out: dict[str, float] = {}
+    try:
+        for part in text.split(","):
+            key, sep, value = part.partition("=")
+            if sep:
+                out[key.strip()] = float(value)
+            else:
+                out.update({p: float(key) for p in ("fp32", "fp16", "int8")})
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a share or PRECISION=SHARE list, e.g. int8=0.9") from None
+    return out
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("checkpoint", help="a .safetensors checkpoint written by segprune (pruned or not)")
+    parser.add_argument("--out", type=Path, default=None, metavar="DIR",
+                        help="output folder (default: export/<checkpoint name>)")
+    shape = parser.add_argument_group("graph")
+    shape.add_argument("--input-size", type=parse_size, default=None, metavar="HxW",
+                       help="input height and width; must be divisible by the output stride (default: the size "
+                            "the checkpoint was trained or pruned at, else 512x1024)")
+    shape.add_argument("--batch-size", type=int, default=1, help="batch size of the graph (and of parity batches)")
+    shape.add_argument("--dynamic", type=_dynamic, default=frozenset(), metavar="AXES",
+                       help="dynamic axes: batch, hw or batch,hw (spectral/area-truncated models: batch only)")
+    shape.add_argument("--opset", type=int, default=18, help="ONNX opset (17 or newer)")
+    shape.add_argument("--no-simplify", action="store_true", help="skip onnxslim simplification")
+    prec = parser.add_argument_group("precision")
+    prec.add_argument("--precision", default="fp32", metavar="LIST",
+                      help="comma-separated precisions to write: fp32, fp16, int8")
+    prec.add_argument("--calib", type=int, default=32, metavar="N", help="int8 calibration images from --data")
+    prec.add_argument("--calib-split", default="train", help="split the calibration images come from")
+    prec.add_argument("--calib-method", default="percentile", choices=("percentile", "minmax", "entropy"),
+                      help="int8 range calibration")
+    check = parser.add_argument_group("parity")
+    check.add_argument("--data", default=None, metavar="SPEC",
+                       help=f"images for parity and calibration (default: synthetic scenes). {DATA_HELP}")
+    check.add_argument("--split", default="val", help="split the parity images come from")
+    check.add_argument("--parity-images", type=int, default=8, metavar="N", help="images compared with PyTorch")
+    check.add_argument("--min-agreement", type=_agreement, default={}, metavar="SHARE",
+                       help="argmax agreement a file needs, as a share: one value or PRECISION=SHARE pairs "
+                            "(defaults: fp32=0.9999, fp16=0.999, int8=0.90)")
+    trt = parser.add_argument_group("tensorrt")
+    trt.add_argument("--tensorrt", action="store_true", help="also build a TensorRT engine per precision")
+    trt.add_argument("--workspace", type=float, default=4.0, metavar="GIB", help="TensorRT workspace limit")
+    parser.add_argument("--threads", type=int, default=None, metavar="N", help="CPU threads for PyTorch")
+    parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+    add_output_args(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from segprune.export import ExportConfig, ExportPlan, export_model
+    from segprune.models import load_checkpoint
+    from segprune.report import format_table, make_report
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    model, info = load_checkpoint(args.checkpoint)
+    classes = model.config.num_classes
+    size = args.input_size or checkpoint_input_size(info) or (512, 1024)
+    cfg = ExportConfig(input_size=size, batch_size=args.batch_size, dynamic=args.dynamic, opset=args.opset,
+                       simplify=not args.no_simplify).validate(model)
+    plan = ExportPlan(precisions=tuple(p.strip() for p in args.precision.split(",") if p.strip()),
+                      calib_method=args.calib_method, min_agreement=args.min_agreement, tensorrt=args.tensorrt,
+                      workspace_bytes=int(args.workspace * (1 << 30))).validate()
+    data = args.data or synthetic_spec(classes, size, n=max(args.parity_images, args.calib))
+    out = args.out or Path("export") / Path(args.checkpoint).stem
+
+    def batches(at: tuple[int, int], n: int):
+        return image_batches(data, args.split, at, args.parity_images, n, classes)
+
+    def calib(at: tuple[int, int]):
+        return image_batches(data, args.calib_split, at, args.calib, 1, classes)
+
+    log = (lambda _msg: None) if args.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
+    manifest = export_model(model, out, cfg, plan, batches, calib,
+                            source={"checkpoint": str(args.checkpoint), "data": data}, log=log)
+    report = make_report("export", output=str(out), **manifest)
+    rows = [[p, f["file"], f["bytes"] / 2**20, 100 * min(c["agreement"] for c in f["parity"]),
+             max(c["max_abs_diff"] for c in f["parity"]), "ok" if f["passed"] else "FAILED"]
+            for p, f in manifest["files"].items()]
+    emit(args, report, format_table(rows, ["precision", "file", "MiB", "agree %", "max |dlogit|", "parity"], 4)
+         + f"\n{size[0]}x{size[1]}, dynamic: {','.join(manifest['dynamic']) or 'none'}; manifest {out / 'export.json'}")
+    return 0
