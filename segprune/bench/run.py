@@ -8,11 +8,9 @@ and device.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import platform
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,6 +20,7 @@ from torch import nn
 from segprune.bench.backends import runner_num_classes
 from segprune.bench.timing import measure, ratio
 from segprune.errors import DataError
+from segprune.io import file_sha256
 
 
 @dataclass
@@ -85,14 +84,6 @@ def _cpu_name() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
-
-
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def latency_images(settings: BenchSettings) -> np.ndarray:

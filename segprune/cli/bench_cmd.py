@@ -105,9 +105,13 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _label(path: str, models: list[str], index: int) -> str:
-    name = Path(path).name
-    same = [m for m in models if Path(m).name == name]
-    return name if len(same) == 1 else f"{index}:{path}"
+    """The shortest trailing part of ``path`` that no other model shares (``unpruned/model.fp32.onnx``)."""
+    parts = Path(path).parts
+    for k in range(1, len(parts) + 1):
+        tail = parts[-k:]
+        if sum(Path(m).parts[-k:] == tail for m in models) == 1:
+            return "/".join(tail)
+    return f"{index}:{path}"  # the same path twice
 
 
 def bench_table(payload: dict) -> str:

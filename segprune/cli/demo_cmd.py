@@ -13,8 +13,9 @@ HELP = "run the pipeline end to end on the embedded synthetic dataset"
 DESCRIPTION = ("The pipeline end to end on generated road-like scenes: (1) train a small DeepLabV3+, "
                "(2) analyse the label spectrum and the model's decoder features, (3) compress it (feature "
                "truncation to --keep-freq, spectral channel pruning, fine-tuning with distillation) and print "
-               "the before/after table. Export and benchmark stages join as they land. Pass --data to run it on "
-               "your own dataset instead.")
+               "the before/after table, (4) export both models to ONNX (fp32, and int8 Q/DQ for the compressed "
+               "one), parity-checked against PyTorch, and (5) benchmark them side by side in onnxruntime: mIoU on "
+               "the val split and latency. Pass --data to run it on your own dataset instead.")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -34,11 +35,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--channel-ratio", type=float, default=0.25, metavar="R",
                         help="fraction of decoder channels removed by the compression step")
     parser.add_argument("--finetune-epochs", type=int, default=5, help="fine-tuning epochs after compression")
+    parser.add_argument("--bench-runs", type=int, default=30, help="timed runs per model in the benchmark stage")
     add_runtime_args(parser)
     add_output_args(parser)
 
 
 def run(args: argparse.Namespace) -> int:
+    from segprune.cli.bench_cmd import bench_table
     from segprune.data import EvalTransform, TrainTransform, build_dataset
     from segprune.models import create_model
     from segprune.report import format_table, make_report, metrics_table
@@ -53,26 +56,41 @@ def run(args: argparse.Namespace) -> int:
     seed_everything(args.seed)
     model = create_model(args.model, num_classes=train_set.num_classes,
                          aspp_channels=args.width, decoder_channels=args.width)
-    print(f"[1/3] training {args.model} (width {args.width}) on {args.data}: "
+    print(f"[1/5] training {args.model} (width {args.width}) on {args.data}: "
           f"{len(train_set)} train / {len(val_set)} val images", file=sys.stderr)
     summary = fit(model, train_set, val_set, cfg, args.out / "train", device=args.device,
                   progress=not args.no_progress)
     checkpoint = args.out / "train" / "last.safetensors"
     common = ["--data", args.data, "--workers", "0", *(["--no-progress"] if args.no_progress else []),
               "--device", args.device]
-    print("[2/3] analysing label spectrum and decoder features", file=sys.stderr)
+    print("[2/5] analysing label spectrum and decoder features", file=sys.stderr)
     analysis = _subcommand(["analyze", "--split", "train", "--model", str(checkpoint), "--keep-freq",
                             str(args.keep_freq), "--ceiling-images", "16", "--calib-images", "16",
                             "--out", str(args.out / "analyze"), *common], args.out / "analyze" / "report.json")
-    print(f"[3/3] compressing: keep-freq {args.keep_freq}, channel ratio {args.channel_ratio} (spectral), "
+    print(f"[3/5] compressing: keep-freq {args.keep_freq}, channel ratio {args.channel_ratio} (spectral), "
           f"{args.finetune_epochs} fine-tuning epochs with distillation", file=sys.stderr)
     pruned = _subcommand(["prune", str(checkpoint), "--keep-freq", str(args.keep_freq), "--channel-ratio",
                           str(args.channel_ratio), "--finetune-epochs", str(args.finetune_epochs), "--batch-size",
                           str(args.batch_size), "--crop-size", f"{args.crop_size[0]}x{args.crop_size[1]}",
                           "--kd", "1.0", "--seed", str(args.seed), "--out", str(args.out / "prune"), *common],
                          args.out / "prune" / "report.json")
+    size = f"{args.crop_size[0]}x{args.crop_size[1]}"
+    print(f"[4/5] exporting to ONNX at {size} with parity checks: unpruned fp32, compressed fp32 and int8",
+          file=sys.stderr)
+    exports = {}
+    for name, ckpt, precisions in (("unpruned", checkpoint, "fp32"), ("compressed", args.out / "prune" /
+                                                                        "model.safetensors", "fp32,int8")):
+        exports[name] = _subcommand(["export", str(ckpt), "--out", str(args.out / "export" / name), "--input-size",
+                                     size, "--precision", precisions, "--data", args.data, "--calib", "32",
+                                     "--quiet"], args.out / "export" / f"{name}.json")
+    print("[5/5] benchmarking in onnxruntime, side by side: mIoU on the val split and latency", file=sys.stderr)
+    onnx = [str(args.out / "export" / "unpruned" / "model.fp32.onnx"),
+            str(args.out / "export" / "compressed" / "model.fp32.onnx"),
+            str(args.out / "export" / "compressed" / "model.int8.onnx")]
+    bench = _subcommand(["bench", *onnx, "--data", args.data, "--input-size", size, "--runs", str(args.bench_runs),
+                         *(["--no-progress"] if args.no_progress else [])], args.out / "bench.json")
     report = make_report("demo", data=args.data, model=model.config.to_dict(), train=cfg.to_dict(),
-                         training=summary, analysis=analysis, compression=pruned)
+                         training=summary, analysis=analysis, compression=pruned, export=exports, bench=bench)
     cut = {c["tau"]: c for c in analysis["labels"]["cutoffs"]}
     base = pruned["stages"][0]
     rows = [[s["stage"], s["gmacs"], 100 * s["gmacs"] / base["gmacs"], s["mparams"], s["miou"], s["macc"]]
@@ -85,7 +103,10 @@ def run(args: argparse.Namespace) -> int:
         + ", ".join(f"{k} {v['mean_kept_fraction']:.3f}" for k, v in analysis["model"]["features"].items()),
         "",
         format_table(rows, ["stage", "GMACs", "% MACs", "M params", "mIoU", "mAcc"]),
-        f"outputs in {args.out}: train/ (checkpoints), analyze/ (spectrum.json, plots), prune/ (model.safetensors)",
+        "",
+        bench_table(bench),
+        f"outputs in {args.out}: train/ (checkpoints), analyze/ (spectrum.json, plots), prune/ (model.safetensors), "
+        "export/ (ONNX files, export.json), bench.json",
     ])
     emit(args, report, table)
     return 0

@@ -53,6 +53,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     shape.add_argument("--input-size", type=parse_size, default=None, metavar="HxW",
                        help="input height and width; must be divisible by the output stride (default: the size "
                             "the checkpoint was trained or pruned at, else 512x1024)")
+    shape.add_argument("--allow-unaligned", action="store_true",
+                       help="accept an input size the output stride does not divide (e.g. CamVid's 360x480 at OS16) "
+                            "for a model trained at that size")
     shape.add_argument("--batch-size", type=int, default=1, help="batch size of the graph (and of parity batches)")
     shape.add_argument("--dynamic", type=_dynamic, default=frozenset(), metavar="AXES",
                        help="dynamic axes: batch, hw or batch,hw (spectral/area-truncated models: batch only)")
@@ -94,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
     classes = model.config.num_classes
     size = args.input_size or checkpoint_input_size(info) or (512, 1024)
     cfg = ExportConfig(input_size=size, batch_size=args.batch_size, dynamic=args.dynamic, opset=args.opset,
-                       simplify=not args.no_simplify).validate(model)
+                       simplify=not args.no_simplify, allow_unaligned=args.allow_unaligned).validate(model)
     plan = ExportPlan(precisions=tuple(p.strip() for p in args.precision.split(",") if p.strip()),
                       calib_method=args.calib_method, min_agreement=args.min_agreement, tensorrt=args.tensorrt,
                       workspace_bytes=int(args.workspace * (1 << 30))).validate()

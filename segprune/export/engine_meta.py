@@ -15,7 +15,6 @@ of it is tested on machines without either.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 import re
@@ -28,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from segprune.errors import BackendError, ExportError, SegpruneError
-from segprune.io import load_json, save_json
+from segprune.io import file_sha256, load_json, save_json
 
 __all__ = [
     "PRECISIONS",
@@ -152,11 +151,7 @@ def check_engine_meta(meta: EngineMeta, tensorrt_version: str, gpu_name: str, co
 
 def onnx_sha256(path: str | os.PathLike) -> str:
     """SHA-256 of the ONNX file (not of external weight files beside it)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return file_sha256(path)
 
 
 def onnx_precision(onnx_path: str | os.PathLike) -> str:

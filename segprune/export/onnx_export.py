@@ -52,6 +52,7 @@ class ExportConfig:
     dynamic: frozenset[str] = field(default_factory=frozenset)
     opset: int = 18
     simplify: bool = True
+    allow_unaligned: bool = False
 
     def validate(self, model: nn.Module) -> ExportConfig:
         """Raise a one-line :class:`ConfigError` for a graph that could not be exported correctly."""
@@ -65,7 +66,7 @@ class ExportConfig:
             raise ConfigError(f"batch size must be at least 1, got {self.batch_size}")
         cfg = getattr(model, "config", None)
         stride = getattr(cfg, "output_stride", None)
-        if stride:
+        if stride and not self.allow_unaligned:
             check_divisible(self.input_size, stride)
         keep, resize = getattr(cfg, "decoder_keep", 1.0), getattr(cfg, "decoder_resize", "bilinear")
         if "hw" in self.dynamic and keep < 1.0 and resize != "bilinear":
@@ -76,7 +77,13 @@ class ExportConfig:
 
 
 def check_divisible(size: tuple[int, int], stride: int) -> None:
-    """Refuse an input size the output stride does not divide, naming the nearest sizes that work."""
+    """Refuse an input size the output stride does not divide, naming the nearest sizes that work.
+
+    Such a size still runs (the last feature cell overhangs the image and every upsampling
+    lands on fractional positions), but a graph fixed at it is usually a typo for an aligned
+    size; a model trained at the size (CamVid's 360x480 at output stride 16) opts in with
+    ``allow_unaligned``.
+    """
     bad = [s for s in size if s % stride]
     if not bad:
         return
@@ -87,7 +94,7 @@ def check_divisible(size: tuple[int, int], stride: int) -> None:
 
     options = [f"{h}x{w}" for h in near(size[0]) for w in near(size[1])]
     raise ConfigError(f"input size {size[0]}x{size[1]} is not divisible by the model's output stride {stride}: "
-                      f"use {' or '.join(options[:2])}")
+                      f"use {' or '.join(options[:2])}, or pass --allow-unaligned if the model was trained at this size")
 
 
 def _dynamic_shapes(cfg: ExportConfig) -> tuple[dict[int, Any]] | None:

@@ -9,7 +9,6 @@ usual name, yet it is kept for inspection; the manifest records the failure and
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -24,7 +23,7 @@ from segprune.export.onnx_export import ExportConfig, export_onnx
 from segprune.export.onnx_runner import OnnxRunner
 from segprune.export.parity import MIN_AGREEMENT, check_parity
 from segprune.export.precision import PRECISIONS, quantize_int8, to_fp16
-from segprune.io import save_json
+from segprune.io import file_sha256, save_json
 
 MANIFEST = "export.json"
 
@@ -47,14 +46,6 @@ class ExportPlan:
             if not 0.0 <= value <= 1.0:
                 raise ConfigError(f"parity threshold for {precision} must be a share in [0, 1], got {value}")
         return self
-
-
-def sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def onnx_name(precision: str, failed: bool = False) -> str:
@@ -117,7 +108,7 @@ def export_model(model: nn.Module, out_dir: str | Path, cfg: ExportConfig, plan:
             bad = out / onnx_name(precision, failed=True)
             os.replace(path, bad)
             path = bad
-        files[precision] = {"file": path.name, "sha256": sha256(path), "bytes": path.stat().st_size,
+        files[precision] = {"file": path.name, "sha256": file_sha256(path), "bytes": path.stat().st_size,
                             "parity": checks, "passed": ok, **extra}
     if "fp32" not in plan.precisions:
         fp32.unlink()  # only the intermediate: the user did not ask for fp32

@@ -15,8 +15,9 @@ def remeasurer(result: dict[str, Any], settings: dict[str, Any]) -> Callable[[],
     The model file must be the one that was measured: its hash is compared with the result's.
     """
     from segprune.bench import BenchSettings, open_runner
-    from segprune.bench.run import file_sha256, latency_images
+    from segprune.bench.run import latency_images
     from segprune.bench.timing import LatencyStats
+    from segprune.io import file_sha256
 
     path = Path(result["model"])
     if not path.is_file():

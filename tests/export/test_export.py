@@ -60,6 +60,7 @@ def test_int8_graph_has_symmetric_qdq_and_fp16_keeps_fp32_io(tiny_export):
 def test_size_not_divisible_by_output_stride_names_the_sizes_that_work():
     with pytest.raises(ConfigError, match=r"not divisible by the model's output stride 16: use 32x48 or 48x48"):
         ExportConfig(input_size=(33, 48)).validate(tiny_model())
+    ExportConfig(input_size=(33, 48), allow_unaligned=True).validate(tiny_model())
 
 
 def test_dynamic_hw_refused_for_area_and_spectral_truncation():
