@@ -39,7 +39,26 @@ def environment() -> dict[str, Any]:
     if torch.cuda.is_available():
         env["cuda_device"] = torch.cuda.get_device_name(0)
         env["cuda"] = torch.version.cuda
+    env.update(package_versions())
     return env
+
+
+# Packages a deployment figure depends on, read from their metadata (nothing is imported).
+_DEPLOY_PACKAGES = ("onnx", "onnxruntime", "onnxruntime-gpu", "onnxslim", "onnxscript", "tensorrt", "polygraphy",
+                    "torch-pruning")
+
+
+def package_versions() -> dict[str, str]:
+    """Installed versions of the export, inference and pruning packages (absent ones left out)."""
+    from importlib import metadata
+
+    out = {}
+    for name in _DEPLOY_PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return out
 
 
 def make_report(kind: str, **payload: Any) -> dict[str, Any]:

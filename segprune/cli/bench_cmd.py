@@ -57,7 +57,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_output_args(parser)
 
 
-def _default_size(runner) -> tuple[int, int] | None:
+def default_input_size(runner) -> tuple[int, int] | None:
     from segprune.cli.common import checkpoint_input_size
 
     meta = getattr(runner, "metadata", None) or {}
@@ -87,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
         runners[label] = open_runner(path, args.backend, device=args.device, precision=args.precision,
                                      threads=args.threads, compile=args.compile, cuda_graphs=args.cuda_graphs)
     first = next(iter(runners.values()))
-    size = args.input_size or _default_size(first) or (360, 480)
+    size = args.input_size or default_input_size(first) or (360, 480)
     classes = runner_num_classes(first) or 3
     settings = BenchSettings(data=args.data or synthetic_spec(classes, size), split=args.split, input_size=size,
                              batch_size=args.batch_size, warmup=args.warmup, runs=args.runs, rounds=args.rounds,

@@ -84,12 +84,12 @@ class Gate:
         """A bench report for one model, as ``segprune bench --report`` writes it."""
         from segprune.bench import BenchSettings, bench, open_runner
         from segprune.bench.backends import runner_num_classes
-        from segprune.cli.bench_cmd import _default_size
+        from segprune.cli.bench_cmd import default_input_size
         from segprune.cli.common import synthetic_spec
         from segprune.report import make_report
 
         runner = open_runner(model, backend, device=device, precision=precision, threads=threads)
-        size = tuple(input_size or _default_size(runner) or (360, 480))
+        size = tuple(input_size or default_input_size(runner) or (360, 480))
         settings = BenchSettings(data=data or synthetic_spec(runner_num_classes(runner) or 3, size), split=split,
                                  input_size=size, batch_size=batch_size, warmup=warmup, runs=runs,
                                  max_images=max_images, progress=False)
