@@ -19,7 +19,8 @@ Then, all in this one run, through the segprune API that ``segprune export``/``b
 3. latency at 360x480 and 512x1024 (CamVid's native size and a Cityscapes-like size):
    every model side by side, fp32 and int8.
 
-Writes ``benchmarks/results/deployment.json``; quotes medians of interleaved timed runs.
+Writes ``benchmarks/results/deployment.json`` and ``deployment.png`` (mIoU against latency);
+quotes medians of interleaved timed runs.
 """
 
 from __future__ import annotations
@@ -64,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
                    for k, v in report["exports"].items()}
         report["summary"] = summarize(report["runs"], exports)
         save_json(args.out, report)
+        plot(report["summary"], args.out.with_suffix(".png"))
         print(json.dumps(report["summary"]["goals"], indent=2))
         return 0
     torch.set_num_threads(args.threads)
@@ -141,6 +143,7 @@ def main(argv: list[str] | None = None) -> int:
                          exports={f"{k[0]}_{k[1]}x{k[2]}": v for k, v in exports.items()}, runs=runs,
                          summary=summary, seconds=time.perf_counter() - started)
     save_json(args.out, report)
+    plot(summary, args.out.with_suffix(".png"))
     print("\n" + json.dumps(summary, indent=2))
     return 0
 
@@ -179,6 +182,32 @@ def summarize(runs: dict, exports: dict) -> dict:
     goals["int8_loses_at_most_1_miou"] = {"worst_loss": worst, "met": worst <= 1.0}
     out["goals"] = goals
     return out
+
+
+def plot(summary: dict, path: Path) -> None:
+    """mIoU against latency at each size: colour = model, marker = backend and precision."""
+    from matplotlib.lines import Line2D
+
+    from segprune.plots import _pyplot, _save
+
+    plt = _pyplot()
+    sizes = [s for s in ("360x480", "512x1024") if s in summary["p50_ms"]]
+    names = sorted(summary["miou_180x240"])
+    markers = {"ort-fp32": "o", "ort-int8": "s", "ort-fp16": "^", "torch": "x"}
+    fig, axes = plt.subplots(1, len(sizes), figsize=(5.4 * len(sizes), 4.2), squeeze=False)
+    for ax, size in zip(axes[0], sizes, strict=True):
+        for label, p50 in summary["p50_ms"][size].items():
+            name, variant = label.split("/")
+            ax.scatter(p50, summary["miou_180x240"][name][variant], marker=markers[variant], s=40,
+                       color=f"C{names.index(name)}")
+        ax.set(xlabel=f"p50 latency at {size} (ms, 2 CPU threads)", ylabel="CamVid val mIoU (run at 180x240)",
+               title=f"speed vs accuracy at {size}")
+        ax.grid(alpha=0.3)
+    handles = [Line2D([], [], color=f"C{i}", marker="o", ls="", label=n) for i, n in enumerate(names)]
+    handles += [Line2D([], [], color="grey", marker=m, ls="", label=v.replace("ort-", "onnxruntime "))
+                for v, m in markers.items()]
+    axes[0][-1].legend(handles=handles, fontsize=7, loc="lower right")
+    _save(fig, path)
 
 
 def _cached(out: Path, argv: list[str]) -> bool:
