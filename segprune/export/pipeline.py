@@ -71,12 +71,12 @@ def export_model(model: nn.Module, out_dir: str | Path, cfg: ExportConfig, plan:
     ``calib_batches(size)`` the int8 calibration images (required for int8).
     """
     plan = plan.validate()
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     if plan.tensorrt:
         from segprune.export.tensorrt import require_tensorrt
 
-        require_tensorrt()  # fail before the slow part, with the install instruction
+        require_tensorrt("--tensorrt")  # fail before writing anything, with the install instruction
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
     if "int8" in plan.precisions and calib_batches is None:
         raise ConfigError("int8 needs calibration images: pass --calib N with --data")
     stride = int(getattr(getattr(model, "config", None), "output_stride", 16) or 16)

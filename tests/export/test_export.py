@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 
 import numpy as np
@@ -126,3 +127,21 @@ def test_export_cli_errors(tmp_path, tiny_checkpoint):
     assert code == 2 and "fp8 is not one of" in err
     code, _, err = run_cli(["export", tiny_checkpoint, "--out", tmp_path, "--dynamic", "depth"])
     assert code == 2 and "not an axis" in err
+    if importlib.util.find_spec("tensorrt") is None:  # refused before any slow work, with the install line
+        code, _, err = run_cli(["export", tiny_checkpoint, "--out", tmp_path / "trt", "--tensorrt"])
+        assert code == 2 and "pip install 'segprune[trt]'" in err and not (tmp_path / "trt").exists()
+
+
+def test_dan_exports_with_dynamic_shapes(tmp_path):
+    # DAN is the second target architecture: its decoder grid must stay symbolic too
+    torch.manual_seed(0)
+    model = tiny_model(arch="dan_resnet18", decoder_keep=0.5, decoder_resize="bilinear").eval()
+    from segprune.export import export_onnx
+
+    export_onnx(model, tmp_path / "dan.onnx", ExportConfig((64, 96), dynamic=frozenset({"batch", "hw"})))
+    runner = OnnxRunner(tmp_path / "dan.onnx")
+    for shape in ((1, 3, 64, 96), (2, 3, 72, 100)):
+        x = torch.randn(*shape)
+        with torch.no_grad():
+            ref = model(x).numpy()
+        assert np.abs(runner(x.numpy()) - ref).max() < 1e-3
