@@ -85,6 +85,8 @@ def export_model(model: nn.Module, out_dir: str | Path, cfg: ExportConfig, plan:
     log(f"exporting {cfg.input_size[0]}x{cfg.input_size[1]} (dynamic: {','.join(sorted(cfg.dynamic)) or 'none'}) "
         f"to {fp32}")
     export_onnx(model, fp32, cfg, metadata={"source": source or {}})
+    # the same images check every precision: load them once per size
+    parity_batches = {size: batches(size, cfg.batch_size) for size in _parity_sizes(cfg, stride)}
     files: dict[str, Any] = {}
     failed: list[str] = []
     for precision in plan.precisions:
@@ -98,8 +100,8 @@ def export_model(model: nn.Module, out_dir: str | Path, cfg: ExportConfig, plan:
         threshold = plan.min_agreement.get(precision, MIN_AGREEMENT[precision])
         checks = []
         with OnnxRunner(path) as runner:
-            for size in _parity_sizes(cfg, stride):
-                report = check_parity(model, runner, batches(size, cfg.batch_size), precision, threshold)
+            for size, images in parity_batches.items():
+                report = check_parity(model, runner, images, precision, threshold)
                 log(f"parity {size[0]}x{size[1]} {report.summary()}")
                 checks.append({"input_size": list(size), **report.to_dict()})
         ok = all(c["passed"] for c in checks)
