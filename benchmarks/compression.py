@@ -43,11 +43,10 @@ def main(argv: list[str] | None = None) -> int:
 
     from segprune.cli.common import parse_size
     from segprune.compress import PruneConfig, TruncationConfig, count_macs, prune_, truncate_
-    from segprune.data import EvalTransform, TrainTransform, build_dataset, make_loader
+    from segprune.data import EvalTransform, TrainTransform, build_dataset, make_loader, spread
     from segprune.io import save_json
     from segprune.models import load_checkpoint
     from segprune.report import format_table, make_report
-    from segprune.spectral.analyze import spread
     from segprune.train import TrainConfig, evaluate, fit, seed_everything
 
     if not args.baseline.is_file():

@@ -5,7 +5,15 @@ times every runner on the same images, interleaved, and evaluates each on the sa
 """
 
 from segprune.bench.backends import BACKENDS, TorchRunner, infer_backend, open_runner, resolve_model
-from segprune.bench.run import BenchSettings, bench, device_identity, evaluate_runner, ratios
+from segprune.bench.run import (
+    BenchSettings,
+    bench,
+    default_data,
+    default_input_size,
+    device_identity,
+    evaluate_runner,
+    ratios,
+)
 from segprune.bench.timing import LatencyStats, measure
 
 __all__ = [
@@ -14,6 +22,8 @@ __all__ = [
     "LatencyStats",
     "TorchRunner",
     "bench",
+    "default_data",
+    "default_input_size",
     "device_identity",
     "evaluate_runner",
     "infer_backend",

@@ -86,6 +86,25 @@ def _cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
+def default_input_size(runner, fallback: tuple[int, int] = (360, 480)) -> tuple[int, int]:
+    """The size a model was exported, pruned or trained at, as recorded in its file; else ``fallback``."""
+    from segprune.models import checkpoint_input_size
+
+    meta = getattr(runner, "metadata", None) or {}
+    if meta.get("input_size"):
+        return int(meta["input_size"][0]), int(meta["input_size"][1])
+    if getattr(runner, "checkpoint_info", None):
+        return checkpoint_input_size(runner.checkpoint_info) or fallback
+    return fallback
+
+
+def default_data(runner, size: tuple[int, int]) -> str:
+    """Generated scenes with the model's class count, for a benchmark run without ``--data``."""
+    from segprune.data import synthetic_spec
+
+    return synthetic_spec(runner_num_classes(runner) or 3, size)
+
+
 def latency_images(settings: BenchSettings) -> np.ndarray:
     """The batch every model is timed on: the first real images of the split at the input size."""
     from segprune.data import EvalTransform, build_dataset
@@ -99,8 +118,7 @@ def latency_images(settings: BenchSettings) -> np.ndarray:
 
 def evaluate_runner(runner, settings: BenchSettings) -> dict[str, Any]:
     """mIoU/mAcc of a runner over the split (or ``max_images`` of it), scored at label resolution."""
-    from segprune.cli.common import spread_loader
-    from segprune.data import EvalTransform, build_dataset
+    from segprune.data import EvalTransform, build_dataset, spread_loader
     from segprune.train import evaluate
 
     dataset = build_dataset(settings.data, settings.split, transform=EvalTransform())

@@ -9,7 +9,6 @@ and their ratio stays honest.
 
 from __future__ import annotations
 
-import statistics
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 
@@ -72,6 +71,3 @@ def measure(timers: Mapping[str, Timer], *, warmup: int = 5, runs: int = 30, rou
 def ratio(a: float, b: float) -> float:
     return a / b if b else float("nan")
 
-
-def median(values: list[float]) -> float:
-    return float(statistics.median(values))

@@ -15,7 +15,6 @@ from segprune.cli.common import (
     parse_floats,
     parse_ints,
     parse_size,
-    spread_loader,
 )
 
 NAME = "analyze"
@@ -61,7 +60,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from segprune import plots
-    from segprune.data import EvalTransform, build_dataset
+    from segprune.data import EvalTransform, build_dataset, spread_loader
     from segprune.errors import ConfigError
     from segprune.io import save_json
     from segprune.report import format_table, make_report

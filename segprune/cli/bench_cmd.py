@@ -57,21 +57,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_output_args(parser)
 
 
-def default_input_size(runner) -> tuple[int, int] | None:
-    from segprune.cli.common import checkpoint_input_size
-
-    meta = getattr(runner, "metadata", None) or {}
-    if meta.get("input_size"):
-        return tuple(meta["input_size"])
-    if getattr(runner, "checkpoint_info", None):
-        return checkpoint_input_size(runner.checkpoint_info)
-    return None
-
-
 def run(args: argparse.Namespace) -> int:
-    from segprune.bench import BenchSettings, bench, open_runner
-    from segprune.bench.backends import runner_num_classes
-    from segprune.cli.common import synthetic_spec
+    from segprune.bench import BenchSettings, bench, default_data, default_input_size, open_runner
     from segprune.errors import ConfigError
     from segprune.report import make_report
 
@@ -87,9 +74,8 @@ def run(args: argparse.Namespace) -> int:
         runners[label] = open_runner(path, args.backend, device=args.device, precision=args.precision,
                                      threads=args.threads, compile=args.compile, cuda_graphs=args.cuda_graphs)
     first = next(iter(runners.values()))
-    size = args.input_size or default_input_size(first) or (360, 480)
-    classes = runner_num_classes(first) or 3
-    settings = BenchSettings(data=args.data or synthetic_spec(classes, size), split=args.split, input_size=size,
+    size = args.input_size or default_input_size(first)
+    settings = BenchSettings(data=args.data or default_data(first, size), split=args.split, input_size=size,
                              batch_size=args.batch_size, warmup=args.warmup, runs=args.runs, rounds=args.rounds,
                              accuracy=not args.no_accuracy, max_images=args.max_images,
                              progress=not args.no_progress)

@@ -41,8 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from segprune.errors import ConfigError, RegressionFound
     from segprune.io import load_json
-    from segprune.regress import Tolerances, check_result, load_baselines, outcome_table
-    from segprune.regress.remeasure import lazy_remeasurer
+    from segprune.regress import Tolerances, check_report, load_baselines, outcome_table
     from segprune.report import make_report
 
     if not args.result.is_file():
@@ -52,18 +51,16 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"{args.result} is not a segprune bench report (schema {report.get('schema')!r})")
     entries = load_baselines(args.baseline)
     tol = Tolerances(miou=args.miou_tol, latency=args.latency_tol, remeasure=args.remeasure)
-    outcomes = []
-    for result in report["results"]:
-        again = lazy_remeasurer(result, report["settings"]) if args.remeasure > 0 else None
-        outcomes.append(check_result(result, entries, tol, again))
+    outcomes = check_report(report, entries, tol)
     out = make_report("check", result=str(args.result), baseline=str(args.baseline),
                       tolerances={"miou": tol.miou, "latency": tol.latency, "remeasure": tol.remeasure},
                       outcomes=[o.to_dict() for o in outcomes])
     emit(args, out, outcome_table(outcomes))
-    missing = [r for r, o in zip(report["results"], outcomes, strict=False) if o.missing]
+    missing = [(r, o) for r, o in zip(report["results"], outcomes, strict=True) if o.missing]
     if missing:
-        raise ConfigError(f"no baseline for {outcomes[report['results'].index(missing[0])].key} in {args.baseline}: "
-                          f"record one with `{_record_command(missing[0], report['settings'], args.baseline)}`")
+        result, outcome = missing[0]
+        raise ConfigError(f"no baseline for {outcome.key} in {args.baseline}: "
+                          f"record one with `{_record_command(result, report['settings'], args.baseline)}`")
     failed = [o.key for o in outcomes if not o.passed]
     if failed:
         raise RegressionFound(f"regression in {', '.join(failed)} (table above)")

@@ -165,33 +165,13 @@ def load_model_for(checkpoint: str | Path, dataset, device_name: str | None):
     return model.to(device), device, info
 
 
-def spread_loader(dataset, count: int | None, batch_size: int, workers: int = 0):
-    """A loader over ``count`` samples evenly spaced over ``dataset`` (all for ``None``/0)."""
-    from torch.utils.data import Subset
-
-    from segprune.data import make_loader
-    from segprune.spectral.analyze import spread
-
-    return make_loader(Subset(dataset, spread(len(dataset), count)), batch_size, shuffle=False, workers=workers)
-
-
-def checkpoint_input_size(info: dict[str, Any]) -> tuple[int, int] | None:
-    """The input size a checkpoint was made for: pruning's ``input_size``, else training's eval or crop size."""
-    meta = info.get("metadata") or {}
-    train = meta.get("train") or {}
-    for size in (meta.get("input_size"), train.get("eval_size"), train.get("crop_size")):
-        if size:
-            return int(size[0]), int(size[1])
-    return None
-
-
 def image_batches(spec: str, split: str, size: tuple[int, int], count: int, batch_size: int,
                   num_classes: int | None = None) -> list:
     """``count`` images of ``spec``/``split`` evenly spread, resized to ``size`` and normalised, as NCHW arrays.
 
     Used for parity checks and int8 calibration, which need real images at the exported size.
     """
-    from segprune.data import EvalTransform, build_dataset
+    from segprune.data import EvalTransform, build_dataset, spread_loader
     from segprune.errors import DataError
 
     dataset = build_dataset(spec, split, transform=EvalTransform(size=size))
@@ -200,7 +180,3 @@ def image_batches(spec: str, split: str, size: tuple[int, int], count: int, batc
                         "with --data")
     return [images.numpy() for images, _ in spread_loader(dataset, count, batch_size)]
 
-
-def synthetic_spec(num_classes: int, size: tuple[int, int], n: int = 16) -> str:
-    """A generated dataset matching a model's class count, for commands run without ``--data``."""
-    return f"synthetic:n={n},n_val={n},size={size[0]}x{size[1]},classes={num_classes},seed=0"

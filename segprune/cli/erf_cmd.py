@@ -13,7 +13,6 @@ from segprune.cli.common import (
     emit,
     load_model_for,
     parse_size,
-    spread_loader,
 )
 
 NAME = "erf"
@@ -48,7 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from segprune import plots
-    from segprune.data import EvalTransform, build_dataset
+    from segprune.data import EvalTransform, build_dataset, spread_loader
     from segprune.errors import ConfigError
     from segprune.io import save_json
     from segprune.models.erf import effective_receptive_field

@@ -6,15 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from segprune.cli.common import (
-    DATA_HELP,
-    add_output_args,
-    checkpoint_input_size,
-    emit,
-    image_batches,
-    parse_size,
-    synthetic_spec,
-)
+from segprune.cli.common import DATA_HELP, add_output_args, emit, image_batches, parse_size
 
 NAME = "export"
 HELP = "export a checkpoint to ONNX (fp32/fp16/int8) and TensorRT, with parity checks"
@@ -87,8 +79,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
+    from segprune.data import synthetic_spec
     from segprune.export import ExportConfig, ExportPlan, export_model
-    from segprune.models import load_checkpoint
+    from segprune.models import checkpoint_input_size, load_checkpoint
     from segprune.report import format_table, make_report
 
     if args.threads:

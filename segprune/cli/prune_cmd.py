@@ -14,7 +14,6 @@ from segprune.cli.common import (
     apply_runtime,
     emit,
     parse_size,
-    spread_loader,
 )
 
 NAME = "prune"
@@ -79,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from segprune.compress import PruneConfig, TruncationConfig, count_macs, prune_, truncate_
-    from segprune.data import EvalTransform, TrainTransform, build_dataset, make_loader
+    from segprune.data import EvalTransform, TrainTransform, build_dataset, make_loader, spread_loader
     from segprune.errors import ConfigError
     from segprune.models import load_checkpoint, save_checkpoint
     from segprune.report import format_table, make_report

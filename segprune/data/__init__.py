@@ -22,8 +22,8 @@ from segprune.data.labels import (
     check_mask,
     cityscapes_train_table,
 )
-from segprune.data.loader import make_loader
-from segprune.data.registry import DATASET_KINDS, build_dataset
+from segprune.data.loader import make_loader, spread, spread_loader
+from segprune.data.registry import DATASET_KINDS, build_dataset, synthetic_spec
 from segprune.data.synthetic import SyntheticScenes
 from segprune.data.transforms import (
     IMAGENET_MEAN,
@@ -56,9 +56,12 @@ __all__ = [
     "TrainTransform",
     "Transform",
     "build_dataset",
+    "synthetic_spec",
     "check_mask",
     "cityscapes_train_table",
     "make_loader",
+    "spread",
+    "spread_loader",
     "normalize",
     "read_image",
     "read_mask",

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 
 
 def _seed_worker(worker_id: int) -> None:
@@ -54,3 +54,21 @@ def make_loader(dataset: Dataset, batch_size: int, *, shuffle: bool, workers: in
         pin_memory=torch.cuda.is_available(),
         worker_init_fn=_seed_worker if workers > 0 else None,
     )
+
+
+def spread(n: int, count: int | None) -> list[int]:
+    """``count`` indices evenly spaced over ``range(n)`` (all of them for ``None``, 0 or ``count >= n``)."""
+    if not count or count >= n:
+        return list(range(n))
+    if count == 1:
+        return [0]
+    return [round(i * (n - 1) / (count - 1)) for i in range(count)]
+
+
+def spread_loader(dataset: Dataset, count: int | None, batch_size: int, workers: int = 0) -> DataLoader:
+    """An unshuffled loader over ``count`` samples evenly spaced over ``dataset`` (all for ``None``/0).
+
+    Calibration, parity and quick evaluations take a few images from across a split rather
+    than its first ones, which in road datasets are often frames of a single sequence.
+    """
+    return make_loader(Subset(dataset, spread(len(dataset), count)), batch_size, shuffle=False, workers=workers)

@@ -62,6 +62,11 @@ def parse_synthetic(spec: str, options: str) -> dict:
     return parsed
 
 
+def synthetic_spec(num_classes: int, size: tuple[int, int], n: int = 16) -> str:
+    """A generated dataset matching a model's class count, for commands run without ``--data``."""
+    return f"synthetic:n={n},n_val={n},size={size[0]}x{size[1]},classes={num_classes},seed=0"
+
+
 def build_dataset(spec: str, split: str, transform: Transform | None = None) -> SegmentationDataset:
     """Build the dataset named by ``spec`` (see the module docstring) for ``split``."""
     kind, sep, rest = spec.partition(":")

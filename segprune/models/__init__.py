@@ -13,7 +13,12 @@ from segprune.models.backbones import build_backbone, load_backbone_weights
 from segprune.models.base import SegmentationModel
 from segprune.models.blocks import ASPP, ASPPPooling, ConvBNReLU
 from segprune.models.channels import apply_channel_overrides, channel_overrides_of, channel_plan
-from segprune.models.checkpoint import load_checkpoint, read_checkpoint_header, save_checkpoint
+from segprune.models.checkpoint import (
+    checkpoint_input_size,
+    load_checkpoint,
+    read_checkpoint_header,
+    save_checkpoint,
+)
 from segprune.models.config import ARCHS, BACKBONES, ModelConfig
 from segprune.models.dan import DAN
 from segprune.models.deeplabv3plus import DeepLabV3Plus
@@ -37,6 +42,7 @@ __all__ = [
     "build_model",
     "channel_overrides_of",
     "channel_plan",
+    "checkpoint_input_size",
     "create_model",
     "decoder_grid",
     "list_models",

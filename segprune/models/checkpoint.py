@@ -57,6 +57,19 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, metadata: dict[st
     return path
 
 
+def checkpoint_input_size(info: dict[str, Any]) -> tuple[int, int] | None:
+    """The input size a checkpoint was made for: pruning's ``input_size``, else training's eval or crop size.
+
+    ``info`` is what :func:`load_checkpoint` returns next to the model.
+    """
+    meta = info.get("metadata") or {}
+    train = meta.get("train") or {}
+    for size in (meta.get("input_size"), train.get("eval_size"), train.get("crop_size")):
+        if size:
+            return int(size[0]), int(size[1])
+    return None
+
+
 def sidecar_path(path: str | os.PathLike) -> Path:
     """``<path>.json``: the human-readable copy of a checkpoint's header."""
     return Path(f"{os.fspath(path)}.json")

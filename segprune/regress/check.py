@@ -128,6 +128,15 @@ def check_result(result: dict[str, Any], entries: list[dict[str, Any]], tol: Tol
     return CheckOutcome(key, rows)
 
 
+def check_report(report: dict[str, Any], entries: list[dict[str, Any]], tol: Tolerances = Tolerances()
+                 ) -> list[CheckOutcome]:
+    """Check every result of a bench report; a slow result is re-timed from its model file (``tol.remeasure``)."""
+    from segprune.regress.remeasure import lazy_remeasurer
+
+    return [check_result(r, entries, tol, lazy_remeasurer(r, report["settings"]) if tol.remeasure > 0 else None)
+            for r in report["results"]]
+
+
 def outcome_table(outcomes: list[CheckOutcome]) -> str:
     from segprune.report import format_table
 

@@ -82,15 +82,12 @@ class Gate:
                 batch_size: int = 1, device: str = "cpu", threads: int | None = None, runs: int = 30,
                 warmup: int = 5, max_images: int | None = None) -> dict[str, Any]:
         """A bench report for one model, as ``segprune bench --report`` writes it."""
-        from segprune.bench import BenchSettings, bench, open_runner
-        from segprune.bench.backends import runner_num_classes
-        from segprune.cli.bench_cmd import default_input_size
-        from segprune.cli.common import synthetic_spec
+        from segprune.bench import BenchSettings, bench, default_data, default_input_size, open_runner
         from segprune.report import make_report
 
         runner = open_runner(model, backend, device=device, precision=precision, threads=threads)
-        size = tuple(input_size or default_input_size(runner) or (360, 480))
-        settings = BenchSettings(data=data or synthetic_spec(runner_num_classes(runner) or 3, size), split=split,
+        size = tuple(input_size or default_input_size(runner))
+        settings = BenchSettings(data=data or default_data(runner, size), split=split,
                                  input_size=size, batch_size=batch_size, warmup=warmup, runs=runs,
                                  max_images=max_images, progress=False)
         return make_report("bench", **bench({Path(model).name: runner}, settings, threads=threads))
@@ -98,16 +95,14 @@ class Gate:
     def check(self, model: str | Path, *, baseline: str | Path, miou_tol: float = 0.5, latency_tol: float = 0.10,
               remeasure: int = 3, **bench_options: Any) -> GateResult:
         """Benchmark ``model`` and fail the calling test on a regression against ``baseline``."""
-        from segprune.regress import Tolerances, check_result, load_baselines, outcome_table, record_baselines
-        from segprune.regress.remeasure import lazy_remeasurer
+        from segprune.regress import Tolerances, check_report, load_baselines, outcome_table, record_baselines
 
         report = self.measure(model, **bench_options)
         if self.record:
             record_baselines(baseline, report)
         entries = load_baselines(baseline)
         tol = Tolerances(miou=miou_tol, latency=latency_tol, remeasure=remeasure)
-        outcomes = [check_result(r, entries, tol, lazy_remeasurer(r, report["settings"]) if remeasure else None)
-                    for r in report["results"]]
+        outcomes = check_report(report, entries, tol)
         result = GateResult(report, outcomes, outcome_table(outcomes))
         missing = [o.key for o in outcomes if o.missing]
         if missing:

@@ -18,6 +18,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from segprune.data.blocks import annotation_cost
+from segprune.data.loader import spread
 from segprune.errors import DataError
 from segprune.spectral.band_ce import band_ce_share, ce_by_band
 from segprune.spectral.bands import NBINS, band_grid, check_keep
@@ -131,15 +132,6 @@ def _ceilings(dataset, size, blocks, images, batch_size, workers, progress) -> d
         row["stride"] = max(s for s in CEILING_STRIDES if (-(-h // s), -(-w // s)) == tuple(row["grid"]))
     out["images"] = len(subset)
     return out
-
-
-def spread(n: int, count: int | None) -> list[int]:
-    """``count`` indices evenly spaced over ``range(n)`` (all of them for ``None``, 0 or ``count >= n``)."""
-    if not count or count >= n:
-        return list(range(n))
-    if count == 1:
-        return [0]
-    return [round(i * (n - 1) / (count - 1)) for i in range(count)]
 
 
 def _curve(values: torch.Tensor, nbins: int) -> list[float]:
