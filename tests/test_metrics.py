@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from segprune.errors import DataError
-from segprune.metrics import ConfusionMatrix
+from segprune.metrics import ConfusionMatrix, class_map
 
 torchmetrics = pytest.importorskip("torchmetrics")
 
@@ -71,3 +71,19 @@ def test_label_outside_classes_is_a_clear_error() -> None:
 def test_shape_mismatch_is_a_clear_error() -> None:
     with pytest.raises(DataError, match="upsample the logits"):
         ConfusionMatrix(3).update(torch.zeros(1, 4, 4, dtype=torch.long), torch.zeros(1, 8, 8, dtype=torch.long))
+
+
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 10_000), k=st.integers(1, 6))
+def test_class_map_is_argmax_with_first_index_on_ties(seed: int, k: int) -> None:
+    g = torch.Generator().manual_seed(seed)
+    scores = torch.randint(0, 3, (2, k, 5, 7), generator=g).float()  # many ties
+    assert torch.equal(class_map(scores), scores.argmax(1))
+
+
+def test_prediction_outside_classes_counts_only_at_labelled_pixels() -> None:
+    cm = ConfusionMatrix(3)
+    cm.update(torch.tensor([[[0, 9]]]), torch.tensor([[[0, 255]]]))  # 9 sits on an ignore pixel
+    assert int(cm.matrix.sum()) == 1
+    with pytest.raises(DataError, match="another class count"):
+        cm.update(torch.tensor([[[9, 0]]]), torch.tensor([[[0, 255]]]))

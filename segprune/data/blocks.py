@@ -28,23 +28,28 @@ from segprune.errors import ConfigError
 BLOCK_MODES = ("majority", "pure", "soft")
 
 
-def block_counts(labels: torch.Tensor, num_classes: int, block: int, ignore_index: int = 255) -> torch.Tensor:
-    """Per-block class counts ``(B, K, ceil(H/b), ceil(W/b))`` of a ``(B, H, W)`` label batch."""
+def block_counts(labels: torch.Tensor, num_classes: int, block: int, ignore_index: int = 255,
+                 onehot: torch.Tensor | None = None) -> torch.Tensor:
+    """Per-block class counts ``(B, K, ceil(H/b), ceil(W/b))`` of a ``(B, H, W)`` label batch.
+
+    ``onehot``, the labels' :func:`~segprune.data.labels.one_hot` maps if the caller has them.
+    """
     if block < 1:
         raise ConfigError(f"block size {block} must be at least 1")
-    onehot = one_hot(labels, num_classes, ignore_index)
+    if onehot is None:
+        onehot = one_hot(labels, num_classes, ignore_index)
     h, w = labels.shape[-2:]
     pad = (0, math.ceil(w / block) * block - w, 0, math.ceil(h / block) * block - h)
     return F.avg_pool2d(F.pad(onehot, pad), block, stride=block, divisor_override=1).round_()
 
 
 def block_labels(labels: torch.Tensor, num_classes: int, block: int, mode: str = "majority", *,
-                 purity: float = 1.0, ignore_index: int = 255) -> torch.Tensor:
+                 purity: float = 1.0, ignore_index: int = 255, onehot: torch.Tensor | None = None) -> torch.Tensor:
     """Block-wise labels at the original resolution.
 
     Returns ``(B, H, W)`` class indices (``majority``/``pure``) or ``(B, K, H, W)`` class
     fractions (``soft``; all zero where a block has no valid pixel). ``(H, W)`` input gives
-    output without the batch dimension.
+    output without the batch dimension. ``onehot`` as for :func:`block_counts`.
     """
     if mode not in BLOCK_MODES:
         raise ConfigError(f"block label mode {mode!r} is not one of {', '.join(BLOCK_MODES)}")
@@ -53,7 +58,7 @@ def block_labels(labels: torch.Tensor, num_classes: int, block: int, mode: str =
     single = labels.dim() == 2
     batch = labels[None] if single else labels
     h, w = batch.shape[-2:]
-    counts = block_counts(batch, num_classes, block, ignore_index)
+    counts = block_counts(batch, num_classes, block, ignore_index, onehot)
     valid = counts.sum(1)
     if mode == "soft":
         out = counts / valid.clamp(min=1)[:, None]

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 
 import numpy as np
 import torch
+from numpy.typing import DTypeLike
 
 from segprune.errors import DataError
 
@@ -72,6 +73,10 @@ class LabelMapping:
         self._lut = np.full(max(256, max(table) + 1), -1, dtype=np.int64)
         for raw, value in table.items():
             self._lut[raw] = value
+        # 8-bit masks (nearly all datasets) take byte-wide tables: a gather of bytes is what
+        # keeps streaming label passes from being bound by memory traffic
+        self._lut8 = self._lut[:256].clip(0, IGNORE_INDEX).astype(np.uint8)
+        self._unknown8 = self._lut[:256] < 0
 
     @classmethod
     def identity(cls, dataset: str, num_classes: int) -> LabelMapping:
@@ -83,24 +88,33 @@ class LabelMapping:
         table[IGNORE_INDEX] = IGNORE_INDEX
         return cls(dataset, table, f"0..{num_classes - 1} and {IGNORE_INDEX} (ignore)")
 
-    def __call__(self, raw: np.ndarray, path: str | os.PathLike) -> np.ndarray:
-        """Return ``raw`` mapped to an ``int64`` mask; raise DataError naming ``path`` on unknown values."""
-        lut = self._lut
+    def __call__(self, raw: np.ndarray, path: str | os.PathLike, dtype: DTypeLike = np.int64) -> np.ndarray:
+        """Return ``raw`` mapped to a ``dtype`` mask; raise DataError naming ``path`` on unknown values.
+
+        Class indices and :data:`IGNORE_INDEX` all fit a byte, so ``np.uint8`` is always exact.
+        """
         if raw.dtype == np.uint8:
-            out = lut[raw]
-        else:
-            values = raw.astype(np.int64, copy=False)
-            outside = (values < 0) | (values >= lut.size)
-            out = lut[np.clip(values, 0, lut.size - 1)]
-            out[outside] = -1
-        bad = out < 0
-        if bad.any():
-            found = np.unique(raw[bad]).tolist()
-            shown = found if len(found) <= 12 else [*found[:12], "..."]
-            raise DataError(
-                f"{os.fspath(path)} holds label values {shown} but {self.dataset} allows {self.allowed}: "
-                "fix the mask or choose the dataset type that matches it")
-        return out
+            # the maximum is cheap, and when no unknown value lies below it (the common
+            # case) the per-pixel check is skipped
+            if raw.size and self._unknown8[: int(raw.max()) + 1].any():
+                unknown = np.take(self._unknown8, raw)
+                if unknown.any():
+                    self._refuse(raw, unknown, path)
+            return np.take(self._lut8, raw).astype(dtype, copy=False)
+        values = raw.astype(np.int64, copy=False)
+        outside = (values < 0) | (values >= self._lut.size)
+        out = self._lut[np.clip(values, 0, self._lut.size - 1)]
+        out[outside] = -1
+        if (out < 0).any():
+            self._refuse(raw, out < 0, path)
+        return out.astype(dtype, copy=False)
+
+    def _refuse(self, raw: np.ndarray, bad: np.ndarray, path: str | os.PathLike) -> None:
+        found = np.unique(raw[bad]).tolist()
+        shown = found if len(found) <= 12 else [*found[:12], "..."]
+        raise DataError(
+            f"{os.fspath(path)} holds label values {shown} but {self.dataset} allows {self.allowed}: "
+            "fix the mask or choose the dataset type that matches it")
 
 
 def check_mask(mask: np.ndarray, num_classes: int, what: str = "mask") -> None:

@@ -15,6 +15,7 @@ import zlib
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import DTypeLike
 
 from segprune.data.base import Sample, SegmentationDataset, Transform
 from segprune.data.labels import IGNORE_INDEX
@@ -112,9 +113,9 @@ class SyntheticScenes(SegmentationDataset):
         label_seq, image_seq = seq.spawn(2)
         return np.random.default_rng(label_seq), np.random.default_rng(image_seq)
 
-    def read_label(self, i: int) -> np.ndarray:
+    def read_label(self, i: int, dtype: DTypeLike = np.int64) -> np.ndarray:
         label_rng, _ = self._rngs(i)
-        return draw_scene(*self.size, self.num_classes, label_rng).astype(np.int64)
+        return draw_scene(*self.size, self.num_classes, label_rng).astype(dtype)
 
     def read(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         label_rng, image_rng = self._rngs(i)

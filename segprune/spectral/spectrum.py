@@ -40,17 +40,22 @@ def power_spectrum(maps: torch.Tensor, transform: str = "dft") -> torch.Tensor:
 
 
 def raw_power(maps: torch.Tensor, transform: str = "dft") -> torch.Tensor:
-    """Unnormalised coefficient power, in the maps' dtype: the expensive, batched part.
+    """Unnormalised coefficient power, in the maps' dtype: the expensive, batched part."""
+    squares = _squared_parts(maps, transform)
+    return squares.sum(-1) if transform == "dft" else squares
 
-    Summing raw power over maps first and normalising the much smaller sum in float64
-    afterwards is what keeps the label pass fast.
+
+def _squared_parts(maps: torch.Tensor, transform: str) -> torch.Tensor:
+    """Squared coefficients, DFT real and imaginary parts kept apart in a trailing axis of 2.
+
+    Leaving the final ``re^2 + im^2`` to the summed accumulator saves a pass over every
+    map's spectrum: a reduction over an axis of length 2 is slow on a CPU.
     """
     h, w = maps.shape[-2:]
     if transform == "dft":
-        spec = torch.fft.rfft2(maps)
-        return spec.real.square() + spec.imag.square()
+        return torch.view_as_real(torch.fft.rfft2(maps)).square_()
     ch, cw = dct_matrix(h, maps.device, maps.dtype), dct_matrix(w, maps.device, maps.dtype)
-    return (ch @ maps @ cw.T).square()
+    return (ch @ maps @ cw.T).square_()
 
 
 def normalise_power(power: torch.Tensor, size: tuple[int, int], transform: str = "dft") -> torch.Tensor:
@@ -60,6 +65,12 @@ def normalise_power(power: torch.Tensor, size: tuple[int, int], transform: str =
     if transform == "dft":
         return power * rfft_multiplicity(w, power.device) / (h * w) ** 2
     return power / (h * w)
+
+
+_CHUNK = 4
+"""One-hot maps transformed per step. A few maps keep the one-hot, its spectrum and their
+squares in cache from comparison to accumulation: 1.6x faster than a whole batch at once
+on CamVid (2-core EPYC), where the pass is bound by memory traffic."""
 
 
 @dataclass
@@ -78,44 +89,77 @@ class LabelSpectrum:
     nbins: int = NBINS
     class_names: list[str] | None = None
     dtype: torch.dtype = torch.float32
-    energy: torch.Tensor = field(init=False)
+    flush_every: int = 32
     maps: int = field(init=False, default=0)
     pixels: int = field(init=False, default=0)
 
     def __post_init__(self) -> None:
         if self.transform not in TRANSFORMS:
             raise DataError(f"transform {self.transform!r} is not one of {TRANSFORMS}")
-        self.energy = torch.zeros(self.num_classes, self.nbins + 1, dtype=torch.float64)
+        self._energy = torch.zeros(self.num_classes, self.nbins + 1, dtype=torch.float64)
         self._bins: dict[tuple[int, int], torch.Tensor] = {}
+        self._pending: torch.Tensor | None = None  # per-class squared coefficients not yet binned
+        self._pending_size: tuple[int, int] | None = None
+        self._pending_maps = 0
+
+    @property
+    def energy(self) -> torch.Tensor:
+        """``(K, nbins + 1)`` float64 energy histogram of every map seen so far."""
+        self._flush()
+        return self._energy
 
     def update(self, labels: torch.Tensor) -> None:
         """Add a batch of label maps ``(B, H, W)`` (or one ``(H, W)``) of class indices.
 
-        Only the (map, class) pairs that occur are transformed: an absent class has an
-        all-zero one-hot map and no energy, and road scenes rarely hold every class. Labels
-        travel as bytes and power is binned in the transform's dtype before the float64
-        accumulation: on a CPU the label pass is bound by memory traffic, not by the FFTs.
+        On a CPU the label pass is bound by memory traffic more than by the FFTs, so every
+        step avoids a pass over the spectra it can: only the (map, class) pairs that occur
+        are transformed (an absent class has no energy, and road scenes rarely hold every
+        class), a few at a time (:data:`_CHUNK`); the one-hot maps are written by a single
+        comparison straight into the transform's dtype; and coefficient power is summed per
+        class over up to ``flush_every`` maps of one size before it is binned into the
+        float64 histogram.
         """
         labels = torch.as_tensor(labels)
         if labels.dim() == 2:
             labels = labels[None]
         small = labels.to(torch.uint8) if self.num_classes < 256 and self.ignore_index < 256 else labels.long()
         b, h, w = labels.shape
-        k, bins = self.num_classes, self.nbins + 1
-        maps, classes = torch.nonzero(present_classes(small, k, self.ignore_index), as_tuple=True)
-        if maps.numel():
-            onehot = (small[maps] == classes.to(small.dtype)[:, None, None]).to(self.dtype)  # (P, H, W)
-            power = raw_power(onehot, self.transform)  # (P, h, w'), unnormalised, in self.dtype
-            per_class = torch.zeros(k, *power.shape[1:], dtype=power.dtype, device=power.device)
-            per_class.index_add_(0, classes, power)  # rows: fast; a flat scatter would not be
-            if self.transform == "dft":
-                per_class *= rfft_multiplicity(w, power.device).to(power.dtype)
-            hist = torch.zeros(k, bins, dtype=power.dtype, device=power.device)
-            hist.index_add_(1, self._bin_index(h, w, power.device), per_class.reshape(k, -1))
-            scale = (h * w) ** 2 if self.transform == "dft" else h * w
-            self.energy += hist.to(torch.float64).cpu() / scale
+        maps, classes = torch.nonzero(present_classes(small, self.num_classes, self.ignore_index), as_tuple=True)
+        for start in range(0, maps.numel(), _CHUNK):
+            m, c = maps[start:start + _CHUNK], classes[start:start + _CHUNK]
+            onehot = torch.empty(m.numel(), h, w, dtype=self.dtype, device=small.device)
+            # index_select, not small[m]: advanced indexing is ~20x slower on a CPU here
+            torch.eq(small.index_select(0, m), c.to(small.dtype).view(-1, 1, 1), out=onehot)
+            squares = _squared_parts(onehot, self.transform)
+            self._pending_for((h, w), squares).index_add_(0, c.to(squares.device), squares)
+        self._pending_maps += b if maps.numel() else 0
         self.maps += b
         self.pixels += labels.numel()
+        if self._pending_maps >= self.flush_every:
+            self._flush()
+
+    def _pending_for(self, size: tuple[int, int], like: torch.Tensor) -> torch.Tensor:
+        """The accumulator for maps of ``size``; a different size first bins the last one's."""
+        if self._pending is not None and (self._pending_size != size or self._pending.device != like.device):
+            self._flush()
+        if self._pending is None:
+            self._pending = torch.zeros(self.num_classes, *like.shape[1:], dtype=like.dtype, device=like.device)
+            self._pending_size = size
+        return self._pending
+
+    def _flush(self) -> None:
+        """Bin the pending per-class power into the float64 histogram (normalised by map size)."""
+        if self._pending is None:
+            return
+        (h, w), power = self._pending_size, self._pending
+        k = self.num_classes
+        if self.transform == "dft":  # in the pending dtype: a float64 copy would double peak memory
+            power = power.sum(-1).mul_(rfft_multiplicity(w, power.device).to(power.dtype))
+        hist = torch.zeros(k, self.nbins + 1, dtype=power.dtype, device=power.device)
+        hist.index_add_(1, self._bin_index(h, w, power.device), power.reshape(k, -1))
+        scale = (h * w) ** 2 if self.transform == "dft" else h * w
+        self._energy += hist.to(torch.float64).cpu() / scale
+        self._pending, self._pending_size, self._pending_maps = None, None, 0
 
     def _bin_index(self, h: int, w: int, device: torch.device) -> torch.Tensor:
         idx = self._bins.get((h, w))
@@ -154,7 +198,7 @@ class LabelSpectrum:
         return self.energy[:, 1:] * self.nbins
 
     def merge(self, other: LabelSpectrum) -> LabelSpectrum:
-        self.energy += other.energy
+        self._energy = self.energy + other.energy
         self.maps += other.maps
         self.pixels += other.pixels
         return self

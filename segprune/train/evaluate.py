@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from segprune.metrics import ConfusionMatrix, SegMetrics
+from segprune.metrics import ConfusionMatrix, SegMetrics, class_map
 from segprune.train.distributed import DistContext
 from segprune.train.losses import resize_like
 
@@ -46,7 +46,7 @@ def evaluate(model: nn.Module, loader, num_classes: int, *, device: torch.device
         images = images.to(device, non_blocking=True)
         with torch.autocast(device.type, enabled=amp and device.type == "cuda"):
             logits = predict_logits(model, images, tuple(labels.shape[-2:]), input_size)
-        cm.update(logits.argmax(1).cpu(), labels)
+        cm.update(class_map(logits).cpu(), labels)
         seen += images.shape[0]
     if device.type == "cuda":
         torch.cuda.synchronize(device)

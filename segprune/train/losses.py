@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from segprune.errors import ConfigError
+from segprune.metrics import class_map
 
 
 class CrossEntropy(nn.Module):
@@ -80,7 +81,7 @@ class RecallCrossEntropy(nn.Module):
         k = self.num_classes
         valid = target != self.ignore_index
         t = target[valid]
-        wrong = logits.argmax(1)[valid] != t
+        wrong = class_map(logits)[valid] != t
         n = torch.bincount(t, minlength=k)[:k].float()
         fn = torch.bincount(t[wrong], minlength=k)[:k].float()
         if self.compat == "official":

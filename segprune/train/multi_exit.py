@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from segprune.errors import ConfigError
+from segprune.metrics import class_map
 from segprune.models.blocks import ConvBNReLU
 from segprune.train.losses import CrossEntropy, masked_mean, pixel_kl, resize_like
 
@@ -228,7 +229,7 @@ class SRLoss(nn.Module):
     def _srf(self, student: torch.Tensor, teacher: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         valid = labels != self.ignore_index if self.mask_ignore else torch.ones_like(labels, dtype=torch.bool)
         if self.srf == "hard_ce":
-            pseudo = torch.where(valid, teacher.argmax(1), self.ignore_index)
+            pseudo = torch.where(valid, class_map(teacher), self.ignore_index)
             return self.ce(student, pseudo)
         if self.srf == "soft_kl":
             return masked_mean(pixel_kl(student, teacher, self.temperature), valid)

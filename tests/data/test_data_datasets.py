@@ -22,10 +22,19 @@ def test_camvid_maps_unlabelled_to_ignore(fake_camvid):
     assert ds.sample_id(0) == "0001TP_000000"
 
 
-def test_camvid_rejects_values_of_other_labelings(fake_camvid):
+def test_camvid_byte_masks_are_exact(fake_camvid):
+    raw = np.array([[0, 1, 2, 3], [4, 5, 6, 7], [8, 9, 10, 11]], dtype=np.uint8)
+    ds = build_dataset(f"camvid:{fake_camvid([raw])}", "train")
+    small = ds.read_label(0, np.uint8)
+    assert small.dtype == np.uint8
+    np.testing.assert_array_equal(small, ds.read_label(0))
+
+
+@pytest.mark.parametrize("dtype", [np.int64, np.uint8])
+def test_camvid_rejects_values_of_other_labelings(fake_camvid, dtype):
     root = fake_camvid([np.array([[0, 12], [40, 11]], np.uint8)])
     with pytest.raises(DataError) as err:
-        CamVid(root, "train").read_label(0)
+        CamVid(root, "train").read_label(0, dtype)
     msg = str(err.value)
     assert "0001TP_000000.png holds label values [12, 40] but camvid allows 0..10, 11 (ignore)" in msg
     assert "choose the dataset type that matches it" in msg

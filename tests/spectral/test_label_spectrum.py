@@ -94,3 +94,34 @@ def test_bad_thresholds_and_keep_are_refused() -> None:
     for bad in (0.0, -0.1, 1.2):
         with pytest.raises(ConfigError, match=r"outside \(0, 1\]"):
             check_keep(bad)
+
+
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 10_000), flush=st.integers(1, 5), split=st.integers(1, 4))
+def test_batching_and_flushing_do_not_change_the_histogram(seed: int, flush: int, split: int) -> None:
+    """Pending per-class power, chunked transforms and interleaved sizes give one answer."""
+    g = torch.Generator().manual_seed(seed)
+    a = torch.randint(0, 6, (5, 12, 18), generator=g)
+    a[a == 5] = 255
+    b = torch.randint(0, 5, (3, 9, 7), generator=g)
+    whole_a, whole_b = LabelSpectrum(5, dtype=torch.float64), LabelSpectrum(5, dtype=torch.float64)
+    whole_a.update(a)
+    whole_b.update(b)
+    mixed = LabelSpectrum(5, dtype=torch.float64, flush_every=flush)
+    for part_a, part_b in zip(a.split(split), b.split(split), strict=False):
+        mixed.update(part_a)
+        mixed.update(part_b)
+    for rest in (a.split(split)[len(b.split(split)):]):
+        mixed.update(rest)
+    torch.testing.assert_close(mixed.energy, whole_a.merge(whole_b).energy, rtol=1e-12, atol=1e-15)
+    assert mixed.maps == 8
+
+
+def test_uint8_labels_and_long_labels_agree() -> None:
+    g = torch.Generator().manual_seed(1)
+    labels = torch.randint(0, 4, (3, 10, 14), generator=g)
+    labels[:, 0] = 255
+    as_long, as_bytes = LabelSpectrum(4), LabelSpectrum(4)
+    as_long.update(labels)
+    as_bytes.update(labels.to(torch.uint8))
+    assert torch.equal(as_long.energy, as_bytes.energy)
