@@ -4,8 +4,9 @@ Starts from the CamVid baseline of ``benchmarks/camvid_baseline.py`` (DeepLabV3+
 OS16, trained at 180x240; run that first, it caches the checkpoint). Every configuration
 gets the same fine-tuning budget (``--epochs`` of AdamW with cross-entropy on CamVid
 train) and is scored on CamVid val at the label resolution; MACs are counted at 180x240.
-The equal-MACs comparison prunes the same layers by the same ratio with spectral and with
-torch-pruning's L1 magnitude importance, so both models have identical MACs.
+The equal-MACs comparison prunes the same layers by the same ratio with each of
+``--importances`` (spectral, spectral-l1 and torch-pruning's L1 magnitude by default), so
+the models compared have identical MACs.
 
 Writes ``benchmarks/results/compression.json`` and ``compression.png``.
 """
@@ -29,7 +30,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", default="180x240")
     parser.add_argument("--keeps", default="1,0.75,0.5,0.25")
     parser.add_argument("--ratios", default="0,0.25,0.5")
-    parser.add_argument("--compare", default="0.5:0.5", help="keep:ratio pairs for spectral vs l1, comma-separated")
+    parser.add_argument("--compare", default="0.5:0.5,0.25:0.5",
+                        help="keep:ratio pairs compared at equal MACs across --importances, comma-separated")
+    parser.add_argument("--importances", default="spectral,spectral-l1,l1", help="rankings compared at equal MACs")
     parser.add_argument("--seeds", default="0,1", help="fine-tuning seeds for the comparison pairs")
     parser.add_argument("--epochs", type=int, default=1, help="fine-tuning epochs per configuration")
     parser.add_argument("--lr", type=float, default=5e-4)
@@ -39,27 +42,19 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     import torch
-    from torch.utils.data import Subset
+    from camvid_setup import load_setup
 
-    from segprune.cli.common import parse_size
     from segprune.compress import PruneConfig, TruncationConfig, count_macs, prune_, truncate_
-    from segprune.data import EvalTransform, TrainTransform, build_dataset, make_loader, spread
+    from segprune.data import TrainTransform, build_dataset
     from segprune.io import save_json
-    from segprune.models import load_checkpoint
     from segprune.report import format_table, make_report
     from segprune.train import TrainConfig, evaluate, fit, seed_everything
 
-    if not args.baseline.is_file():
-        print(f"no baseline at {args.baseline}: run benchmarks/camvid_baseline.py first", file=sys.stderr)
+    setup = load_setup(args.camvid, args.baseline, args.size, args.calib_images)
+    if setup is None:
         return 2
-    size = parse_size(args.size)
-    spec = f"camvid:{args.camvid}"
-    base, _ = load_checkpoint(args.baseline)
-    val = build_dataset(spec, "val", transform=EvalTransform())
-    val_loader = make_loader(val, 4, shuffle=False)
-    train = build_dataset(spec, "train", transform=TrainTransform(size, scale_range=(0.75, 1.5), base_size=size))
-    calib = build_dataset(spec, "train", transform=EvalTransform(size=size))
-    calib_loader = make_loader(Subset(calib, spread(len(calib), args.calib_images)), 4, shuffle=False)
+    base, size, val, val_loader, calib_loader = setup.base, setup.size, setup.val, setup.val_loader, setup.calib_loader
+    train = build_dataset(setup.spec, "train", transform=TrainTransform(size, scale_range=(0.75, 1.5), base_size=size))
     base_macs = count_macs(base, size).total_macs
 
     def score(model) -> float:
@@ -94,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     comparison = []
     for pair in filter(None, args.compare.split(",")):
         keep, ratio = (float(v) for v in pair.split(":"))
-        for importance in ("spectral", "l1"):
+        for importance in args.importances.split(","):
             rows = []
             for seed in seeds:
                 key = (keep, ratio, importance, seed)
@@ -129,9 +124,13 @@ def _plot(report: dict, path: Path) -> None:
         ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", label=f"channel ratio {ratio}")
         for x, y, k in pts:
             ax.annotate(f"f={k}", (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
-    for c in report["equal_macs"]:
-        ax.scatter([c["gmacs"]] * len(c["miou"]), c["miou"], marker="x" if c["importance"] == "l1" else "+",
-                   s=60, label=f"{c['importance']} (f={c['keep_freq']}, r={c['channel_ratio']})")
+    markers = {"l1": "x", "spectral": "+", "spectral-l1": "^"}
+    pairs = sorted({(c["keep_freq"], c["channel_ratio"]) for c in report["equal_macs"]})
+    for c in report["equal_macs"]:  # colour: the configuration; marker: the importance
+        colour = f"C{3 + pairs.index((c['keep_freq'], c['channel_ratio']))}"
+        ax.scatter([c["gmacs"]] * len(c["miou"]), c["miou"], marker=markers.get(c["importance"], "o"), s=50,
+                   color=colour, facecolors="none" if c["importance"] == "spectral-l1" else None,
+                   label=f"{c['importance']} (f={c['keep_freq']}, r={c['channel_ratio']})")
     ax.axhline(report["baseline"]["miou"], color="grey", ls="--", lw=0.8, label="unpruned")
     ax.set(xlabel="GMACs at 180x240", ylabel="CamVid val mIoU %",
            title=f"Compression after {report['finetune']['epochs']} fine-tuning epoch(s)")

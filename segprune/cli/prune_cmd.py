@@ -15,6 +15,7 @@ from segprune.cli.common import (
     emit,
     parse_size,
 )
+from segprune.compress.scope import IMPORTANCES
 
 NAME = "prune"
 HELP = "compress a checkpoint: feature truncation (--keep-freq), spectral channel pruning, fine-tuning"
@@ -47,8 +48,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="fraction of the channels removed from each prunable layer in scope, in [0, 1)")
     prune.add_argument("--target-macs", type=float, default=None, metavar="X",
                        help="instead of --channel-ratio: the fraction of the original MACs to reach (solved by search)")
-    prune.add_argument("--importance", choices=("spectral", "l1", "l2", "bn", "taylor"), default="spectral",
-                       help="channel ranking: energy inside the kept band (spectral), weight magnitude, BN scale, Taylor")
+    prune.add_argument("--importance", choices=IMPORTANCES, default="spectral",
+                       help="channel ranking: activation energy inside the kept band (spectral); the share of a "
+                            "channel's energy inside the band times its L1 weight magnitude (spectral-l1); weight "
+                            "magnitude (l1, l2), BN scale (bn), first-order Taylor (taylor)")
     prune.add_argument("--scope", choices=("decoder", "head", "all"), default="decoder",
                        help="layers that may lose channels: decoder, head (ASPP + decoder) or all (+ backbone)")
     prune.add_argument("--round-to", type=int, default=8, help="keep channel counts multiples of this (tensor cores)")

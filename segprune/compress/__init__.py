@@ -13,11 +13,11 @@ import importlib
 from typing import Any
 
 from segprune.compress.macs import MacReport, count_macs
-from segprune.compress.scope import SCOPES
+from segprune.compress.scope import IMPORTANCES, SCOPES
 from segprune.compress.truncation import TruncationConfig, truncate_
 
 _LAZY = {
-    "IMPORTANCES": "importance", "SpectralImportance": "importance", "build_importance": "importance",
+    "SpectralImportance": "importance", "SpectralMagnitudeImportance": "importance", "build_importance": "importance",
     "measure_channel_energy": "importance", "PruneConfig": "prune", "PruneResult": "prune", "prune_": "prune",
 }
 
@@ -28,6 +28,7 @@ __all__ = [
     "PruneResult",
     "SCOPES",
     "SpectralImportance",
+    "SpectralMagnitudeImportance",
     "TruncationConfig",
     "build_importance",
     "count_macs",

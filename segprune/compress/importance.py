@@ -15,6 +15,16 @@ its band and the decoder a quarter. The stride ratio is read from the measured g
 (``sqrt(H4*W4 / (H*W))``), so fuse convs that already run on a truncated grid keep their
 whole band, and finer layers (the stem, OS2) keep less than ``keep``.
 
+``spectral-l1`` keeps only the spectral *shape* of that measurement: the fraction of a
+channel's energy inside the kept band, times torch-pruning's L1 group magnitude. Absolute
+activation energy turned out to rank channels worse than random order on CamVid (a
+channel active on few pixels, a small class's detector, has little energy and a large
+effect), while the in-band fraction ranks better than magnitude alone there before any
+fine-tuning (``benchmarks/importance_ranking.py``). After fine-tuning the evidence is mixed:
++0.9 mIoU over L1 with ASPP and decoder pruned and 6 epochs of CE + distillation, -1.5 with
+the decoder only and one epoch of CE (two seeds each; ``benchmarks/finetune_budget.py``,
+``benchmarks/compression.py``).
+
 Blocks: the enclosing ``Sequential`` that starts with the conv and holds no other conv
 (ConvBNReLU, the ASPP pooling branch, torchvision's Conv2dNormActivation/downsample);
 otherwise the BatchNorm right after the conv (ResNet blocks, whose ReLU module is shared);
@@ -30,7 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from segprune.compress.scope import scope_convs
+from segprune.compress.scope import IMPORTANCES, scope_convs
 from segprune.errors import ConfigError
 from segprune.spectral.bands import NBINS, check_keep
 from segprune.spectral.features import feature_spectra
@@ -41,7 +51,6 @@ except ModuleNotFoundError as exc:  # optional dependency: segprune[prune]
     raise ConfigError("channel pruning needs torch-pruning, which is not installed: "
                       "pip install 'segprune[prune]' (torch-pruning>=1.5)") from exc
 
-IMPORTANCES = ("spectral", "l1", "l2", "bn", "taylor")
 _OUT_CONV = (tp.prune_conv_out_channels, tp.prune_depthwise_conv_out_channels)
 
 
@@ -66,8 +75,12 @@ def _device(model: nn.Module) -> torch.device:
 
 
 def measure_channel_energy(model: nn.Module, batches: Iterable, keep: float = 1.0, scope: str = "decoder", *,
-                           max_batches: int | None = None, nbins: int = NBINS) -> dict[str, torch.Tensor]:
-    """``{conv name: (C,) float64}``: each in-scope conv's channel energy per image inside its kept band."""
+                           max_batches: int | None = None, nbins: int = NBINS,
+                           fraction: bool = False) -> dict[str, torch.Tensor]:
+    """``{conv name: (C,) float64}``: each in-scope conv's channel energy per image inside its kept band.
+
+    With ``fraction``, the share of each channel's energy that lies inside that band instead.
+    """
     keep = check_keep(keep)
     blocks = {name: block_of(model, name) for name in scope_convs(model, scope)}
     grids: list[tuple[int, int]] = []
@@ -85,7 +98,10 @@ def measure_channel_energy(model: nn.Module, batches: Iterable, keep: float = 1.
     for conv, block in blocks.items():
         h, w = spectra.grids[block]
         band = min(1.0, keep * math.sqrt(h4 * w4 / (h * w)))
-        energy[conv] = spectra.energy[block][:, : int(round(band * nbins)) + 1].sum(1) / spectra.images
+        hist = spectra.energy[block]
+        energy[conv] = hist[:, : int(round(band * nbins)) + 1].sum(1) / spectra.images
+        if fraction:
+            energy[conv] = energy[conv] / (hist.sum(1) / spectra.images).clamp(min=1e-30)
     return energy
 
 
@@ -127,6 +143,37 @@ class SpectralImportance(tp.importance.Importance):
             raise ConfigError(f"spectral importance has no measurement for {self._names.get(root, type(root).__name__)}:"
                               " measure the channel energies with the same --scope you prune")
         return scores.float()
+
+
+class SpectralMagnitudeImportance(SpectralImportance):
+    """``spectral-l1``: in-band energy fraction times the L1 group magnitude (module docstring).
+
+    Build it with :meth:`measure`. Coupled convs' fractions are averaged (a group's channel is
+    as band-limited as its producers are on average), then scale torch-pruning's
+    ``GroupMagnitudeImportance(p=1)`` of the same group.
+    """
+
+    def __init__(self, model: nn.Module, fraction: Mapping[str, torch.Tensor]) -> None:
+        super().__init__(model, fraction)
+        self._magnitude = tp.importance.GroupMagnitudeImportance(p=1)
+
+    @classmethod
+    def measure(cls, model: nn.Module, batches: Iterable, keep: float = 1.0, scope: str = "decoder",
+                **kwargs) -> SpectralMagnitudeImportance:
+        return cls(model, measure_channel_energy(model, batches, keep, scope, fraction=True, **kwargs))
+
+    @torch.no_grad()
+    def __call__(self, group) -> torch.Tensor:
+        fraction = super().__call__(group).double() / self._producers(group)
+        return (fraction * self._magnitude(group).double()).float()
+
+    def _producers(self, group) -> torch.Tensor:
+        count = torch.zeros(len(group[0].idxs), dtype=torch.float64)
+        for item in group:
+            if (item.dep.target.module in self._energy and item.dep.handler in _OUT_CONV
+                    and item.root_idxs is not None and None not in item.root_idxs):
+                count.index_add_(0, torch.as_tensor(item.root_idxs), torch.ones(len(item.idxs), dtype=torch.float64))
+        return count.clamp(min=1.0)
 
 
 def accumulate_gradients(model: nn.Module, batches: Iterable, *, ignore_index: int = 255,
@@ -180,4 +227,6 @@ def build_importance(name: str, model: nn.Module | None = None, batches: Iterabl
     if name == "taylor":
         accumulate_gradients(model, batches, **kwargs)
         return tp.importance.GroupTaylorImportance()
+    if name == "spectral-l1":
+        return SpectralMagnitudeImportance.measure(model, batches, keep, scope, **kwargs)
     return SpectralImportance.measure(model, batches, keep, scope, **kwargs)

@@ -17,7 +17,7 @@ the new channel counts, so ``save_checkpoint``/``load_checkpoint`` round-trip th
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
@@ -181,18 +181,21 @@ def _solve_ratio(model: nn.Module, config: PruneConfig, size: tuple[int, int], o
 
 
 def prune_(model: nn.Module, config: PruneConfig, example_input: torch.Tensor,
-           calib_batches: Iterable | None = None) -> PruneResult:
+           calib_batches: Iterable | None = None,
+           importance: Callable[[nn.Module], tp.importance.Importance] | None = None) -> PruneResult:
     """Prune ``model``'s in-scope channels in place (after truncating to ``config.keep_freq``).
 
     ``example_input`` (``(1, 3, H, W)``) sets the traced graph and the size MACs are counted
     at. ``calib_batches`` (image tensors or ``(images, labels)`` pairs; a list, since
     ``taylor`` and ``spectral`` may need it once each) feed the data-driven importances.
+    ``importance``, a factory called with the truncated model, replaces ``config.importance``
+    with any torch-pruning importance (controls such as random ranking, or experiments).
     """
     if not isinstance(config, PruneConfig):
         raise ConfigError(f"prune_ needs a PruneConfig, got {type(config).__name__}: use PruneConfig(channel_ratio=0.5)")
     decoder = truncatable_decoder(model)
     convs = scope_convs(model, config.scope)
-    if config.importance in ("spectral", "taylor") and calib_batches is None:
+    if importance is None and config.importance in ("spectral", "spectral-l1", "taylor") and calib_batches is None:
         raise ConfigError(f"--importance {config.importance} needs calibration batches (images or image, label "
                           "pairs): pass calib_batches / --calib-batches N, or use l1, l2 or bn")
     example = example_input.to(next(model.parameters()).device)
@@ -210,8 +213,13 @@ def prune_(model: nn.Module, config: PruneConfig, example_input: torch.Tensor,
                 ratio = config.channel_ratio
             else:
                 ratio = _solve_ratio(model, config, size, before.total_macs)
-            importance = (build_importance(config.importance, model, calib_batches, keep=decoder.keep,
-                                           scope=config.scope) if ratio > 0 else None)
+            if ratio <= 0:
+                importance = None
+            elif importance is not None:
+                importance = importance(model)
+            else:
+                importance = build_importance(config.importance, model, calib_batches, keep=decoder.keep,
+                                              scope=config.scope)
         except BaseException:
             decoder.keep, decoder.resize, model.config = untouched
             model.zero_grad(set_to_none=True)

@@ -20,6 +20,10 @@ from segprune.compress.truncation import truncatable_decoder
 from segprune.errors import ConfigError
 
 SCOPES = ("decoder", "head", "all")
+
+IMPORTANCES = ("spectral", "spectral-l1", "l1", "l2", "bn", "taylor")
+"""Channel rankings by name (see :mod:`segprune.compress.importance`); here so the CLI can
+list them without importing the optional torch-pruning."""
 _PREFIXES = {
     "decoder": ("decoder.project", "decoder.fuse"),
     "head": ("aspp", "decoder.project", "decoder.fuse"),

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from segprune.compress import build_importance, measure_channel_energy
-from segprune.compress.importance import SpectralImportance, block_of
+from segprune.compress.importance import SpectralImportance, SpectralMagnitudeImportance, block_of
 from segprune.errors import ConfigError
 from tests.compress.conftest import small_model
 
@@ -74,15 +74,30 @@ def test_spectral_prunes_high_frequency_first_where_magnitude_cannot_tell(exampl
     assert conv.out_channels == 15 and 0.0 not in bn.running_mean and 1.0 in bn.running_mean
 
 
+def test_spectral_l1_is_the_in_band_share_times_magnitude(example):
+    """Checkerboard: no energy in band, scores 0; constant channels: all of it, scores = L1."""
+    model = small_model()
+    conv = model.decoder.fuse[0][0]
+    handle = model.decoder.fuse[0].register_forward_hook(_hand_made)
+    hybrid = SpectralMagnitudeImportance.measure(model, [example], keep=0.5, scope="decoder")
+    handle.remove()
+    graph = tp.DependencyGraph().build_dependency(model, example)
+    group = graph.get_pruning_group(conv, tp.prune_conv_out_channels, list(range(16)))
+    scores, l1 = hybrid(group), tp.importance.GroupMagnitudeImportance(p=1)(group)
+    assert scores[0] < 1e-6 * l1[0]  # all of the checkerboard's energy is out of band
+    torch.testing.assert_close(scores[1:], l1[1:], rtol=1e-5, atol=0)  # cosine and constants: all in band
+
+
 def test_build_importance_names_and_errors(calib):
     model = small_model()
     assert isinstance(build_importance("l1"), tp.importance.GroupMagnitudeImportance)
     assert isinstance(build_importance("bn"), tp.importance.BNScaleImportance)
     assert isinstance(build_importance("spectral", model, calib[:1]), SpectralImportance)
+    assert isinstance(build_importance("spectral-l1", model, calib[:1]), SpectralMagnitudeImportance)
     taylor = build_importance("taylor", model, calib[:1])
     assert isinstance(taylor, tp.importance.GroupTaylorImportance)
     assert model.decoder.fuse[0][0].weight.grad is not None  # the backward pass Taylor needs
-    with pytest.raises(ConfigError, match="--importance 'fisher' is not valid: use one of spectral, l1, l2, bn, taylor"):
+    with pytest.raises(ConfigError, match="--importance 'fisher' is not valid: use one of spectral, spectral-l1, l1, l2, bn, taylor"):
         build_importance("fisher")
     with pytest.raises(ConfigError, match="--importance taylor needs calibration batches"):
         build_importance("taylor", model)

@@ -95,6 +95,28 @@ def test_baselines(importance, example, calib):
     assert not model.training and result.macs_fraction < 1
 
 
+def test_an_importance_factory_replaces_the_named_one(example):
+    """Controls and experiments bring their own ranking; the factory sees the truncated model."""
+    import torch_pruning as tp
+
+    seen = []
+
+    class LowestIndexFirst(tp.importance.Importance):
+        def __call__(self, group):
+            return torch.arange(len(group[0].idxs), dtype=torch.float32)
+
+    def factory(model):
+        seen.append(model.decoder.keep)
+        return LowestIndexFirst()
+
+    model = small_model()
+    original = model.decoder.fuse[1][0].weight.detach().clone()  # 16 filters reading fuse.0's 16 channels
+    result = prune_(model, PruneConfig(channel_ratio=0.5, keep_freq=0.5), example, importance=factory)
+    assert seen == [0.5] and result.channels["decoder.fuse.1.0"] == (16, 8)
+    # lowest index ranks lowest: the last 8 filters survive, reading the last 8 channels of fuse.0
+    assert torch.equal(model.decoder.fuse[1][0].weight.detach(), original[8:, 8:])
+
+
 def test_target_macs_is_met_by_bisection(example):
     model = small_model()
     result = prune_(model, PruneConfig(target_macs=0.5, scope="all", importance="l1", keep_freq=0.5), example)

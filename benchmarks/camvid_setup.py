@@ -1,0 +1,38 @@
+"""What the compression benchmarks share: the CamVid baseline, val and calibration loaders."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class CamvidSetup:
+    base: Any  # the baseline model, loaded
+    size: tuple[int, int]  # the input size it runs at
+    spec: str  # dataset spec, camvid:PATH
+    val: Any
+    val_loader: Any
+    calib_loader: Any  # --calib-images train images, evenly spaced, at the input size
+
+
+def load_setup(camvid: Path, baseline: Path, size: str, calib_images: int) -> CamvidSetup | None:
+    """The baseline and loaders, or None (with the reason on stderr) when the baseline is missing."""
+    from torch.utils.data import Subset
+
+    from segprune.cli.common import parse_size
+    from segprune.data import EvalTransform, build_dataset, make_loader, spread
+    from segprune.models import load_checkpoint
+
+    if not baseline.is_file():
+        print(f"no baseline at {baseline}: run benchmarks/camvid_baseline.py first", file=sys.stderr)
+        return None
+    hw = parse_size(size)
+    spec = f"camvid:{camvid}"
+    base, _ = load_checkpoint(baseline)
+    val = build_dataset(spec, "val", transform=EvalTransform())
+    calib = build_dataset(spec, "train", transform=EvalTransform(size=hw))
+    return CamvidSetup(base, hw, spec, val, make_loader(val, 4, shuffle=False),
+                       make_loader(Subset(calib, spread(len(calib), calib_images)), 4, shuffle=False))
