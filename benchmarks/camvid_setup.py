@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def add_setup_args(parser: argparse.ArgumentParser) -> None:
+    """The options :func:`load_setup` reads: data, baseline, input size, calibration images."""
+    parser.add_argument("--camvid", type=Path, default=ROOT.parent / "shared" / "data" / "camvid")
+    parser.add_argument("--baseline", type=Path, default=ROOT / "benchmarks" / "cache" / "camvid_r18" / "last.safetensors")
+    parser.add_argument("--size", default="180x240")
+    parser.add_argument("--mode", default="area", choices=("area", "bilinear", "spectral"), help="truncation mode")
+    parser.add_argument("--calib-images", type=int, default=32)
 
 
 @dataclass

@@ -20,14 +20,14 @@ import sys
 import time
 from pathlib import Path
 
+from camvid_setup import add_setup_args, load_setup
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--camvid", type=Path, default=ROOT.parent / "shared" / "data" / "camvid")
-    parser.add_argument("--baseline", type=Path, default=ROOT / "benchmarks" / "cache" / "camvid_r18" / "last.safetensors")
-    parser.add_argument("--size", default="180x240")
+    add_setup_args(parser)
     parser.add_argument("--keeps", default="1,0.75,0.5,0.25")
     parser.add_argument("--ratios", default="0,0.25,0.5")
     parser.add_argument("--compare", default="0.5:0.5,0.25:0.5",
@@ -36,13 +36,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", default="0,1", help="fine-tuning seeds for the comparison pairs")
     parser.add_argument("--epochs", type=int, default=1, help="fine-tuning epochs per configuration")
     parser.add_argument("--lr", type=float, default=5e-4)
-    parser.add_argument("--mode", default="area", choices=("area", "bilinear", "spectral"))
-    parser.add_argument("--calib-images", type=int, default=32)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "compression.json")
     args = parser.parse_args(argv)
 
     import torch
-    from camvid_setup import load_setup
 
     from segprune.compress import PruneConfig, TruncationConfig, count_macs, prune_, truncate_
     from segprune.data import TrainTransform, build_dataset

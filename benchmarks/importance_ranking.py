@@ -20,25 +20,22 @@ import sys
 import time
 from pathlib import Path
 
+from camvid_setup import add_setup_args, load_setup
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--camvid", type=Path, default=ROOT.parent / "shared" / "data" / "camvid")
-    parser.add_argument("--baseline", type=Path, default=ROOT / "benchmarks" / "cache" / "camvid_r18" / "last.safetensors")
-    parser.add_argument("--size", default="180x240")
+    add_setup_args(parser)
     parser.add_argument("--keep", type=float, default=0.5)
     parser.add_argument("--ratio", type=float, default=0.5)
     parser.add_argument("--scope", default="decoder", choices=("decoder", "head"))
-    parser.add_argument("--mode", default="area", choices=("area", "bilinear", "spectral"))
-    parser.add_argument("--calib-images", type=int, default=32)
     parser.add_argument("--random-seeds", default="0,1,2")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "importance_ranking.json")
     args = parser.parse_args(argv)
 
     import torch
-    from camvid_setup import load_setup
 
     from segprune.compress import PruneConfig, TruncationConfig, prune_, truncate_
     from segprune.compress.importance import IMPORTANCES, SpectralImportance, accumulate_gradients, tp
