@@ -45,15 +45,25 @@ class ParityReport:
 
 
 @torch.no_grad()
-def check_parity(model: nn.Module, run: Callable[[np.ndarray], np.ndarray], batches: Iterable[np.ndarray],
-                 precision: str = "fp32", threshold: float | None = None) -> ParityReport:
-    """Compare ``run`` (an exported model) with ``model`` on each NCHW float32 batch."""
+def reference_logits(model: nn.Module, batches: Iterable[np.ndarray]) -> list[np.ndarray]:
+    """PyTorch's float32 logits for each NCHW batch: compute once, check every precision against them."""
     model = model.eval()
+    return [model(torch.from_numpy(np.ascontiguousarray(b, dtype=np.float32))).float().numpy() for b in batches]
+
+
+def check_parity(model: nn.Module, run: Callable[[np.ndarray], np.ndarray], batches: Iterable[np.ndarray],
+                 precision: str = "fp32", threshold: float | None = None,
+                 references: list[np.ndarray] | None = None) -> ParityReport:
+    """Compare ``run`` (an exported model) with ``model`` on each NCHW float32 batch.
+
+    ``references``, the batches' :func:`reference_logits`, spares the PyTorch forward passes.
+    """
+    batches = list(batches)
+    references = reference_logits(model, batches) if references is None else references
     agree = pixels = images = 0
     max_diff, sum_diff, count = 0.0, 0.0, 0
-    for batch in batches:
+    for batch, ref in zip(batches, references, strict=True):
         batch = np.ascontiguousarray(batch, dtype=np.float32)
-        ref = model(torch.from_numpy(batch)).float().numpy()
         out = run(batch)
         if out.shape != ref.shape:
             raise ValueError(f"exported model returned {out.shape}, PyTorch {ref.shape}")

@@ -21,7 +21,7 @@ from torch import nn
 from segprune.errors import ConfigError, RegressionFound
 from segprune.export.onnx_export import ExportConfig, export_onnx
 from segprune.export.onnx_runner import OnnxRunner
-from segprune.export.parity import MIN_AGREEMENT, check_parity
+from segprune.export.parity import MIN_AGREEMENT, check_parity, reference_logits
 from segprune.export.precision import PRECISIONS, quantize_int8, to_fp16
 from segprune.io import file_sha256, save_json
 
@@ -85,8 +85,9 @@ def export_model(model: nn.Module, out_dir: str | Path, cfg: ExportConfig, plan:
     log(f"exporting {cfg.input_size[0]}x{cfg.input_size[1]} (dynamic: {','.join(sorted(cfg.dynamic)) or 'none'}) "
         f"to {fp32}")
     export_onnx(model, fp32, cfg, metadata={"source": source or {}})
-    # the same images check every precision: load them once per size
+    # the same images and PyTorch logits check every precision: compute them once per size
     parity_batches = {size: batches(size, cfg.batch_size) for size in _parity_sizes(cfg, stride)}
+    references = {size: reference_logits(model, images) for size, images in parity_batches.items()}
     files: dict[str, Any] = {}
     failed: list[str] = []
     for precision in plan.precisions:
@@ -101,7 +102,7 @@ def export_model(model: nn.Module, out_dir: str | Path, cfg: ExportConfig, plan:
         checks = []
         with OnnxRunner(path) as runner:
             for size, images in parity_batches.items():
-                report = check_parity(model, runner, images, precision, threshold)
+                report = check_parity(model, runner, images, precision, threshold, references[size])
                 log(f"parity {size[0]}x{size[1]} {report.summary()}")
                 checks.append({"input_size": list(size), **report.to_dict()})
         ok = all(c["passed"] for c in checks)
