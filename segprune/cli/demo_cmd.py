@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from segprune.cli.common import DATA_HELP, add_output_args, add_runtime_args, apply_runtime, emit, parse_size
+from segprune.compress.scope import IMPORTANCES
 
 NAME = "demo"
 HELP = "run the pipeline end to end on the embedded synthetic dataset"
@@ -34,6 +35,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="band of the decoder features kept per axis by the compression step")
     parser.add_argument("--channel-ratio", type=float, default=0.25, metavar="R",
                         help="fraction of decoder channels removed by the compression step")
+    parser.add_argument("--importance", choices=IMPORTANCES, default="spectral",
+                        help="channel ranking of the compression step (see `segprune prune --help`)")
     parser.add_argument("--finetune-epochs", type=int, default=5, help="fine-tuning epochs after compression")
     parser.add_argument("--bench-runs", type=int, default=30, help="timed runs per model in the benchmark stage")
     add_runtime_args(parser)
@@ -67,10 +70,11 @@ def run(args: argparse.Namespace) -> int:
     analysis = _subcommand(["analyze", "--split", "train", "--model", str(checkpoint), "--keep-freq",
                             str(args.keep_freq), "--ceiling-images", "16", "--calib-images", "16",
                             "--out", str(args.out / "analyze"), *common], args.out / "analyze" / "report.json")
-    print(f"[3/5] compressing: keep-freq {args.keep_freq}, channel ratio {args.channel_ratio} (spectral), "
+    print(f"[3/5] compressing: keep-freq {args.keep_freq}, channel ratio {args.channel_ratio} ({args.importance}), "
           f"{args.finetune_epochs} fine-tuning epochs with distillation", file=sys.stderr)
     pruned = _subcommand(["prune", str(checkpoint), "--keep-freq", str(args.keep_freq), "--channel-ratio",
-                          str(args.channel_ratio), "--finetune-epochs", str(args.finetune_epochs), "--batch-size",
+                          str(args.channel_ratio), "--importance", args.importance,
+                          "--finetune-epochs", str(args.finetune_epochs), "--batch-size",
                           str(args.batch_size), "--crop-size", f"{args.crop_size[0]}x{args.crop_size[1]}",
                           "--kd", "1.0", "--seed", str(args.seed), "--out", str(args.out / "prune"), *common],
                          args.out / "prune" / "report.json")
