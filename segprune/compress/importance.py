@@ -129,20 +129,25 @@ class SpectralImportance(tp.importance.Importance):
 
     @torch.no_grad()
     def __call__(self, group) -> torch.Tensor:
+        return self._over_producers(group)[0].float()
+
+    def _over_producers(self, group) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per root channel: the sum of the measured values of its producing convs, and their count."""
         scores = torch.zeros(len(group[0].idxs), dtype=torch.float64)
-        found = False
+        count = torch.zeros_like(scores)
         for item in group:
             energy = self._energy.get(item.dep.target.module)
             root_idxs = item.root_idxs
             if energy is None or item.dep.handler not in _OUT_CONV or root_idxs is None or None in root_idxs:
                 continue
-            scores.index_add_(0, torch.as_tensor(root_idxs), energy[torch.as_tensor(item.idxs)].double())
-            found = True
-        if not found:
+            root = torch.as_tensor(root_idxs)
+            scores.index_add_(0, root, energy[torch.as_tensor(item.idxs)].double())
+            count.index_add_(0, root, torch.ones(len(root), dtype=torch.float64))
+        if not count.any():
             root = group[0].dep.target.module
             raise ConfigError(f"spectral importance has no measurement for {self._names.get(root, type(root).__name__)}:"
                               " measure the channel energies with the same --scope you prune")
-        return scores.float()
+        return scores, count
 
 
 class SpectralMagnitudeImportance(SpectralImportance):
@@ -164,16 +169,8 @@ class SpectralMagnitudeImportance(SpectralImportance):
 
     @torch.no_grad()
     def __call__(self, group) -> torch.Tensor:
-        fraction = super().__call__(group).double() / self._producers(group)
-        return (fraction * self._magnitude(group).double()).float()
-
-    def _producers(self, group) -> torch.Tensor:
-        count = torch.zeros(len(group[0].idxs), dtype=torch.float64)
-        for item in group:
-            if (item.dep.target.module in self._energy and item.dep.handler in _OUT_CONV
-                    and item.root_idxs is not None and None not in item.root_idxs):
-                count.index_add_(0, torch.as_tensor(item.root_idxs), torch.ones(len(item.idxs), dtype=torch.float64))
-        return count.clamp(min=1.0)
+        total, producers = self._over_producers(group)
+        return (total / producers.clamp(min=1.0) * self._magnitude(group).double()).float()
 
 
 def accumulate_gradients(model: nn.Module, batches: Iterable, *, ignore_index: int = 255,

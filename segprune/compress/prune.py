@@ -214,18 +214,18 @@ def prune_(model: nn.Module, config: PruneConfig, example_input: torch.Tensor,
             else:
                 ratio = _solve_ratio(model, config, size, before.total_macs)
             if ratio <= 0:
-                importance = None
+                ranking = None
             elif importance is not None:
-                importance = importance(model)
+                ranking = importance(model)
             else:
-                importance = build_importance(config.importance, model, calib_batches, keep=decoder.keep,
-                                              scope=config.scope)
+                ranking = build_importance(config.importance, model, calib_batches, keep=decoder.keep,
+                                           scope=config.scope)
         except BaseException:
             decoder.keep, decoder.resize, model.config = untouched
             model.zero_grad(set_to_none=True)
             raise
-        if importance is not None:
-            _prune_at(model, ratio, importance, example, config.scope, config.round_to)
+        if ranking is not None:
+            _prune_at(model, ratio, ranking, example, config.scope, config.round_to)
             model.zero_grad(set_to_none=True)
         model.config = replace(model.config, channel_overrides=channel_overrides_of(model))
         after = count_macs(_meta_copy(model), size)

@@ -105,8 +105,9 @@ class LabelMapping:
         outside = (values < 0) | (values >= self._lut.size)
         out = self._lut[np.clip(values, 0, self._lut.size - 1)]
         out[outside] = -1
-        if (out < 0).any():
-            self._refuse(raw, out < 0, path)
+        unknown = out < 0
+        if unknown.any():
+            self._refuse(raw, unknown, path)
         return out.astype(dtype, copy=False)
 
     def _refuse(self, raw: np.ndarray, bad: np.ndarray, path: str | os.PathLike) -> None:

@@ -42,7 +42,7 @@ def power_spectrum(maps: torch.Tensor, transform: str = "dft") -> torch.Tensor:
 def raw_power(maps: torch.Tensor, transform: str = "dft") -> torch.Tensor:
     """Unnormalised coefficient power, in the maps' dtype: the expensive, batched part."""
     squares = _squared_parts(maps, transform)
-    return squares.sum(-1) if transform == "dft" else squares
+    return squares[..., 0] + squares[..., 1] if transform == "dft" else squares
 
 
 def _squared_parts(maps: torch.Tensor, transform: str) -> torch.Tensor:
