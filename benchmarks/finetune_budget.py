@@ -1,14 +1,16 @@
 """Compression with a larger fine-tuning budget: how close does about half the MACs get to the baseline?
 
 ``benchmarks/compression.py`` gives every configuration one epoch of cross-entropy. This runs
-the configuration that reached 2x on onnxruntime in ``benchmarks/deployment.py`` (keep-freq
-0.25, half of the ASPP and decoder channels removed) with ``--epochs`` of fine-tuning with
-cross-entropy plus distillation from the unpruned model, once per ``--importances`` (e.g.
-torch-pruning's L1 magnitude, segprune's spectral and spectral-l1; same layers, same ratio:
-equal MACs) and seed. Everything goes through ``segprune prune``; ``--reuse`` takes runs
-already in ``benchmarks/cache/budget`` instead of repeating them.
+one configuration (by default the one that reached 2x on onnxruntime in
+``benchmarks/deployment.py``: keep-freq 0.25, half of the ASPP and decoder channels removed)
+with ``--epochs`` of fine-tuning with cross-entropy plus distillation from the unpruned model,
+once per ``--importances`` (e.g. torch-pruning's L1 magnitude, segprune's spectral and
+spectral-l1; same layers, same ratio: equal MACs) and seed. Everything goes through
+``segprune prune``; ``--reuse`` takes runs already in ``benchmarks/cache/budget`` instead of
+repeating them.
 
-Writes ``benchmarks/results/finetune_budget.json``.
+Writes ``benchmarks/results/finetune_budget.json`` (or ``--out``) and a plot beside it: every
+run's mIoU by importance, against the baseline and the goal of losing at most 1 point.
 """
 
 from __future__ import annotations
@@ -27,16 +29,29 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--camvid", type=Path, default=ROOT.parent / "shared" / "data" / "camvid")
-    parser.add_argument("--baseline", type=Path, default=ROOT / "benchmarks" / "cache" / "camvid_r18" / "last.safetensors")
-    parser.add_argument("--epochs", type=int, default=6)
-    parser.add_argument("--seeds", default="0,1")
-    parser.add_argument("--importances", default="l1,spectral")
-    parser.add_argument("--kd", type=float, default=1.0)
+    parser.add_argument("--camvid", type=Path, default=ROOT.parent / "shared" / "data" / "camvid",
+                        help="CamVid folder (see its README)")
+    parser.add_argument("--baseline", type=Path,
+                        default=ROOT / "benchmarks" / "cache" / "camvid_r18" / "last.safetensors",
+                        help="unpruned checkpoint from benchmarks/camvid_baseline.py")
+    parser.add_argument("--keep-freq", type=float, default=0.25, help="decoder band kept per axis")
+    parser.add_argument("--scope", default="head", choices=("decoder", "head", "all"),
+                        help="layers that may lose channels")
+    amount = parser.add_mutually_exclusive_group()
+    amount.add_argument("--channel-ratio", type=float, default=None,
+                        help="fraction of channels removed per layer in scope (default 0.5)")
+    amount.add_argument("--target-macs", type=float, default=None,
+                        help="instead of --channel-ratio: fraction of the original MACs to reach")
+    parser.add_argument("--epochs", type=int, default=6, help="fine-tuning epochs per run")
+    parser.add_argument("--lr", type=float, default=5e-4, help="fine-tuning peak learning rate (poly decay)")
+    parser.add_argument("--seeds", default="0,1", help="comma-separated fine-tuning seeds")
+    parser.add_argument("--importances", default="l1,spectral", help="comma-separated channel rankings")
+    parser.add_argument("--kd", type=float, default=1.0, help="weight of distillation from the unpruned model")
     parser.add_argument("--reuse", action="store_true",
                         help="take a run whose report is already in benchmarks/cache/budget instead of redoing it "
-                             "(same command line only: the cache is keyed by importance and seed)")
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "finetune_budget.json")
+                             "(the cache is keyed by configuration, epochs, learning rate, importance and seed)")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "finetune_budget.json",
+                        help="JSON written here (atomically)")
     args = parser.parse_args(argv)
 
     from segprune.cli.main import main as segprune
@@ -46,15 +61,23 @@ def main(argv: list[str] | None = None) -> int:
     if not args.baseline.is_file():
         print(f"no baseline checkpoint at {args.baseline}: run benchmarks/camvid_baseline.py first", file=sys.stderr)
         return 2
+    if args.target_macs is not None:
+        amount = ["--target-macs", str(args.target_macs)]
+        config = f"keep{args.keep_freq:g}_{args.scope}_macs{args.target_macs:g}"
+    else:
+        ratio = 0.5 if args.channel_ratio is None else args.channel_ratio
+        amount = ["--channel-ratio", str(ratio)]
+        config = f"keep{args.keep_freq:g}_{args.scope}_ratio{ratio:g}"
+    config += f"_ep{args.epochs}_lr{args.lr:g}_kd{args.kd:g}"
     started = time.perf_counter()
     runs = []
     for seed in (int(s) for s in args.seeds.split(",")):
         for importance in args.importances.split(","):
-            out = ROOT / "benchmarks" / "cache" / "budget" / f"{importance}_seed{seed}"
+            out = ROOT / "benchmarks" / "cache" / "budget" / config / f"{importance}_seed{seed}"
             argv_prune = ["prune", str(args.baseline), "--data", f"camvid:{args.camvid}", "--input-size", "180x240",
-                          "--keep-freq", "0.25", "--trunc-mode", "area", "--channel-ratio", "0.5", "--scope", "head",
-                          "--importance", importance, "--finetune-epochs", str(args.epochs), "--kd", str(args.kd),
-                          "--lr", "5e-4", "--batch-size", "8", "--seed", str(seed), "--threads", "2",
+                          "--keep-freq", str(args.keep_freq), "--trunc-mode", "area", *amount,
+                          "--scope", args.scope, "--importance", importance, "--finetune-epochs", str(args.epochs),
+                          "--kd", str(args.kd), "--lr", str(args.lr), "--batch-size", "8", "--seed", str(seed), "--threads", "2",
                           "--no-progress", "--out", str(out)]
             t0 = time.perf_counter()
             if args.reuse and (out / "report.json").is_file():
@@ -78,12 +101,39 @@ def main(argv: list[str] | None = None) -> int:
         mine = [r["miou"] for r in runs if r["importance"] == importance]
         summary[importance] = {"miou_median": statistics.median(mine), "miou_runs": mine,
                                "loss_vs_original": runs[0]["miou_original"] - statistics.median(mine)}
-    save_json(args.out, make_report("bench.finetune_budget", command="python benchmarks/finetune_budget.py "
-                                    + " ".join(argv if argv is not None else sys.argv[1:]),
-                                    epochs=args.epochs, kd=args.kd, runs=runs, summary=summary,
-                                    seconds=time.perf_counter() - started))
+    report = make_report("bench.finetune_budget", command="python benchmarks/finetune_budget.py "
+                         + " ".join(argv if argv is not None else sys.argv[1:]),
+                         config=config, keep_freq=args.keep_freq, scope=args.scope, epochs=args.epochs, lr=args.lr,
+                         kd=args.kd, runs=runs, summary=summary, seconds=time.perf_counter() - started)
+    save_json(args.out, report)
+    _plot(report, args.out.with_suffix(".png"))
     print(json.dumps(summary, indent=2))
     return 0
+
+
+def _plot(report: dict, path: Path) -> None:
+    from segprune.plots import _pyplot, _save
+
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5.6, 4.0))
+    names = list(report["summary"])
+    for i, name in enumerate(names):
+        runs = [r for r in report["runs"] if r["importance"] == name]
+        ax.scatter([i] * len(runs), [r["miou"] for r in runs], color=f"C{i}", zorder=3)
+        for r in runs:
+            ax.annotate(f"seed {r['seed']}", (i, r["miou"]), fontsize=7, xytext=(5, -2), textcoords="offset points")
+        ax.hlines(report["summary"][name]["miou_median"], i - 0.2, i + 0.2, color=f"C{i}", lw=2)
+    original = report["runs"][0]["miou_original"]
+    ax.axhline(original, color="grey", ls="--", lw=0.8, label=f"unpruned {original:.2f}")
+    ax.axhline(original - 1.0, color="grey", ls=":", lw=0.8, label="unpruned - 1 point")
+    fraction = 100 * report["runs"][0]["macs_fraction"]
+    ax.set(xticks=range(len(names)), xticklabels=names, xlim=(-0.6, len(names) - 0.4),
+           ylabel="CamVid val mIoU % (bar: median)",
+           title=f"{report['config']}: {fraction:.1f}% MACs, {report['epochs']} epochs")
+    ax.title.set_fontsize(8)
+    ax.grid(alpha=0.3, axis="y")
+    ax.legend(fontsize=7)
+    _save(fig, path)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,8 @@ NAME = "demo"
 HELP = "run the pipeline end to end on the embedded synthetic dataset"
 DESCRIPTION = ("The pipeline end to end on generated road-like scenes: (1) train a small DeepLabV3+, "
                "(2) analyse the label spectrum and the model's decoder features, (3) compress it (feature "
-               "truncation to --keep-freq, spectral channel pruning, fine-tuning with distillation) and print "
+               "truncation to the band the analysis found in the labels, spectral channel pruning, fine-tuning "
+               "with distillation) and print "
                "the before/after table, (4) export both models to ONNX (fp32, and int8 Q/DQ for the compressed "
                "one), parity-checked against PyTorch, and (5) benchmark them side by side in onnxruntime: mIoU on "
                "the val split and latency. Pass --data to run it on your own dataset instead.")
@@ -31,11 +32,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=Path("runs/demo"), metavar="DIR",
                         help="where the checkpoints and the report go")
     parser.add_argument("--seed", type=int, default=0, help="seed for the model and the training run")
-    parser.add_argument("--keep-freq", type=float, default=0.5, metavar="F",
-                        help="band of the decoder features kept per axis by the compression step")
+    band = parser.add_mutually_exclusive_group()
+    band.add_argument("--energy", type=float, default=0.90, metavar="TAU",
+                      help="the compression step keeps the decoder band that holds this fraction of the train "
+                           "labels' non-DC energy, as the analysis step measures it")
+    band.add_argument("--keep-freq", type=float, default=None, metavar="F",
+                      help="instead of --energy: the band of the decoder features kept per axis")
     parser.add_argument("--channel-ratio", type=float, default=0.25, metavar="R",
                         help="fraction of decoder channels removed by the compression step")
-    parser.add_argument("--importance", choices=IMPORTANCES, default="spectral",
+    parser.add_argument("--importance", choices=IMPORTANCES, default="spectral-l1",
                         help="channel ranking of the compression step (see `segprune prune --help`)")
     parser.add_argument("--finetune-epochs", type=int, default=5, help="fine-tuning epochs after compression")
     parser.add_argument("--bench-runs", type=int, default=30, help="timed runs per model in the benchmark stage")
@@ -67,12 +72,17 @@ def run(args: argparse.Namespace) -> int:
     common = ["--data", args.data, "--workers", "0", *(["--no-progress"] if args.no_progress else []),
               "--device", args.device]
     print("[2/5] analysing label spectrum and decoder features", file=sys.stderr)
-    analysis = _subcommand(["analyze", "--split", "train", "--model", str(checkpoint), "--keep-freq",
-                            str(args.keep_freq), "--ceiling-images", "16", "--calib-images", "16",
+    # Below the labels' cut-off, truncation removes what the labels need and fine-tuning cannot bring
+    # it back (benchmarks/finetune_budget.py on CamVid), so by default the band comes from the analysis.
+    band = ["--keep-freq", str(args.keep_freq)] if args.keep_freq is not None else ["--energy", str(args.energy)]
+    analysis = _subcommand(["analyze", "--split", "train", "--model", str(checkpoint), *band,
+                            "--ceiling-images", "16", "--calib-images", "16",
                             "--out", str(args.out / "analyze"), *common], args.out / "analyze" / "report.json")
-    print(f"[3/5] compressing: keep-freq {args.keep_freq}, channel ratio {args.channel_ratio} ({args.importance}), "
-          f"{args.finetune_epochs} fine-tuning epochs with distillation", file=sys.stderr)
-    pruned = _subcommand(["prune", str(checkpoint), "--keep-freq", str(args.keep_freq), "--channel-ratio",
+    keep = analysis["keep_freq"]
+    origin = "given" if args.keep_freq is not None else f"holds {args.energy:g} of the label energy"
+    print(f"[3/5] compressing: keep-freq {keep:.3f} ({origin}), channel ratio {args.channel_ratio} "
+          f"({args.importance}), {args.finetune_epochs} fine-tuning epochs with distillation", file=sys.stderr)
+    pruned = _subcommand(["prune", str(checkpoint), "--keep-freq", str(keep), "--channel-ratio",
                           str(args.channel_ratio), "--importance", args.importance,
                           "--finetune-epochs", str(args.finetune_epochs), "--batch-size",
                           str(args.batch_size), "--crop-size", f"{args.crop_size[0]}x{args.crop_size[1]}",
@@ -103,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
         metrics_table(summary["final"]),
         "",
         f"label cut-off f_c(0.95) = {cut[0.95]['cutoff']:.3f} of Nyquist -> grid {cut[0.95]['grid'][0]}x"
-        f"{cut[0.95]['grid'][1]}; decoder energy kept at keep-freq {args.keep_freq}: "
+        f"{cut[0.95]['grid'][1]}; decoder energy kept at keep-freq {keep:.3f} ({origin}): "
         + ", ".join(f"{k} {v['mean_kept_fraction']:.3f}" for k, v in analysis["model"]["features"].items()),
         "",
         format_table(rows, ["stage", "GMACs", "% MACs", "M params", "mIoU", "mAcc"]),

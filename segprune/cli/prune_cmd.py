@@ -48,10 +48,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="fraction of the channels removed from each prunable layer in scope, in [0, 1)")
     prune.add_argument("--target-macs", type=float, default=None, metavar="X",
                        help="instead of --channel-ratio: the fraction of the original MACs to reach (solved by search)")
-    prune.add_argument("--importance", choices=IMPORTANCES, default="spectral",
-                       help="channel ranking: activation energy inside the kept band (spectral); the share of a "
-                            "channel's energy inside the band times its L1 weight magnitude (spectral-l1); weight "
-                            "magnitude (l1, l2), BN scale (bn), first-order Taylor (taylor)")
+    prune.add_argument("--importance", choices=IMPORTANCES, default="spectral-l1",
+                       help="channel ranking: the share of a channel's energy inside the kept band times its L1 "
+                            "weight magnitude (spectral-l1; the best measured on CamVid, see README); activation "
+                            "energy inside the kept band alone (spectral); weight magnitude (l1, l2), BN scale "
+                            "(bn), first-order Taylor (taylor)")
     prune.add_argument("--scope", choices=("decoder", "head", "all"), default="decoder",
                        help="layers that may lose channels: decoder, head (ASPP + decoder) or all (+ backbone)")
     prune.add_argument("--round-to", type=int, default=8, help="keep channel counts multiples of this (tensor cores)")

@@ -20,10 +20,11 @@ channel's energy inside the kept band, times torch-pruning's L1 group magnitude.
 activation energy turned out to rank channels worse than random order on CamVid (a
 channel active on few pixels, a small class's detector, has little energy and a large
 effect), while the in-band fraction ranks better than magnitude alone there before any
-fine-tuning (``benchmarks/importance_ranking.py``). After fine-tuning the evidence is mixed:
-ahead of L1 on 4 of 4 seeds (+0.4 to +1.0 mIoU) with ASPP and decoder pruned and 6 epochs of
-CE + distillation, 1.5 behind with the decoder only and one epoch of CE (two seeds;
-``benchmarks/finetune_budget.py``, ``benchmarks/compression.py``).
+fine-tuning (``benchmarks/importance_ranking.py``). After fine-tuning it is ahead of or level
+with L1 in most settings measured, by less than the noise between seeds in some (CE +
+distillation, ``benchmarks/finetune_budget.py``; figures in the README), and 1.5 behind with
+the decoder only and one epoch of CE (``benchmarks/compression.py``). It is the default;
+plain ``spectral`` stays selectable.
 
 Blocks: the enclosing ``Sequential`` that starts with the conv and holds no other conv
 (ConvBNReLU, the ASPP pooling branch, torchvision's Conv2dNormActivation/downsample);
@@ -92,7 +93,7 @@ def measure_channel_energy(model: nn.Module, batches: Iterable, keep: float = 1.
         handle.remove()
     if spectra.images == 0:
         raise ConfigError("spectral importance got no calibration images: pass at least one batch "
-                          "(e.g. --calib-batches 8)")
+                          "(e.g. --calib-images 8)")
     h4, w4 = grids[0]
     energy = {}
     for conv, block in blocks.items():
@@ -198,7 +199,7 @@ def accumulate_gradients(model: nn.Module, batches: Iterable, *, ignore_index: i
     finally:
         model.train(was_training)
     if used == 0:
-        raise ConfigError("taylor importance got no calibration batches: pass at least one (e.g. --calib-batches 8)")
+        raise ConfigError("taylor importance got no calibration batches: pass at least one (e.g. --calib-images 8)")
     return used
 
 
@@ -220,7 +221,7 @@ def build_importance(name: str, model: nn.Module | None = None, batches: Iterabl
         return tp.importance.BNScaleImportance()
     if model is None or batches is None:
         raise ConfigError(f"--importance {name} needs calibration batches (images or image, label pairs): "
-                          "pass calib_batches / --calib-batches N, or use l1, l2 or bn")
+                          "pass calib_batches (CLI: --calib-images N), or use l1, l2 or bn")
     if name == "taylor":
         accumulate_gradients(model, batches, **kwargs)
         return tp.importance.GroupTaylorImportance()

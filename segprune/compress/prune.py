@@ -52,7 +52,7 @@ class PruneConfig:
 
     channel_ratio: float | None = None
     target_macs: float | None = None
-    importance: str = "spectral"
+    importance: str = "spectral-l1"
     scope: str = "decoder"
     round_to: int = 8
     keep_freq: float = 1.0
@@ -197,7 +197,7 @@ def prune_(model: nn.Module, config: PruneConfig, example_input: torch.Tensor,
     convs = scope_convs(model, config.scope)
     if importance is None and config.importance in ("spectral", "spectral-l1", "taylor") and calib_batches is None:
         raise ConfigError(f"--importance {config.importance} needs calibration batches (images or image, label "
-                          "pairs): pass calib_batches / --calib-batches N, or use l1, l2 or bn")
+                          "pairs): pass calib_batches (CLI: --calib-images N), or use l1, l2 or bn")
     example = example_input.to(next(model.parameters()).device)
     size = (int(example.shape[-2]), int(example.shape[-1]))
     widths = {n: c.out_channels for n, c in convs.items()}

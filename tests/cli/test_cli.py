@@ -85,3 +85,18 @@ def test_eval_with_a_checkpoint_for_other_classes_is_refused(tmp_path, capsys) -
     code, _, err = _run(["eval", str(tmp_path / "k5.safetensors"), "--data", "synthetic:n=2,size=32x48,classes=3"],
                         capsys)
     assert code == 2 and "5" in err and "3" in err and err.count("\n") == 1
+
+
+@pytest.mark.slow
+def test_demo_runs_end_to_end_and_compresses_to_the_band_its_analysis_found(tmp_path, capsys) -> None:
+    code, out, err = _run(["demo", "--data", "synthetic:n=24,size=64x96,classes=4,seed=1", "--width", "16",
+                           "--epochs", "1", "--crop-size", "64x96", "--finetune-epochs", "1", "--bench-runs", "2",
+                           "--out", str(tmp_path), "--device", "cpu", "--no-progress", "--json"], capsys)
+    assert code == 0, err
+    report = json.loads(out)
+    analysis = report["analysis"]
+    cut = {c["tau"]: c for c in analysis["labels"]["cutoffs"]}
+    assert analysis["energy"] == 0.9 and analysis["keep_freq"] == pytest.approx(cut[0.9]["keep_freq"])
+    assert report["compression"]["keep_freq"] == pytest.approx(analysis["keep_freq"])
+    assert [s["stage"] for s in report["compression"]["stages"]] == ["original", "compressed", "fine-tuned"]
+    assert (tmp_path / "export" / "compressed" / "model.int8.onnx").is_file() and report["bench"]
