@@ -203,6 +203,17 @@ def accumulate_gradients(model: nn.Module, batches: Iterable, *, ignore_index: i
     return used
 
 
+WEIGHT_ONLY = ("l1", "l2", "bn")
+"""Rankings that read weights only; every other one measures channels on calibration batches."""
+
+
+def require_calibration(name: str, batches: Iterable | None) -> None:
+    """Refuse a data-driven ranking without calibration batches, before any work is done."""
+    if name not in WEIGHT_ONLY and batches is None:
+        raise ConfigError(f"--importance {name} needs calibration batches (images or image, label pairs): "
+                          "pass calib_batches (CLI: --calib-images N), or use l1, l2 or bn")
+
+
 def build_importance(name: str, model: nn.Module | None = None, batches: Iterable | None = None, *,
                      keep: float = 1.0, scope: str = "decoder", **kwargs) -> tp.importance.Importance:
     """The importance called ``name`` (one of ``IMPORTANCES``), ready for a torch-pruning pruner.
@@ -219,9 +230,7 @@ def build_importance(name: str, model: nn.Module | None = None, batches: Iterabl
         return tp.importance.GroupMagnitudeImportance(p=2)
     if name == "bn":
         return tp.importance.BNScaleImportance()
-    if model is None or batches is None:
-        raise ConfigError(f"--importance {name} needs calibration batches (images or image, label pairs): "
-                          "pass calib_batches (CLI: --calib-images N), or use l1, l2 or bn")
+    require_calibration(name, None if model is None else batches)
     if name == "taylor":
         accumulate_gradients(model, batches, **kwargs)
         return tp.importance.GroupTaylorImportance()

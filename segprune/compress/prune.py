@@ -24,7 +24,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from segprune.compress.importance import IMPORTANCES, build_importance, tp
+from segprune.compress.importance import IMPORTANCES, build_importance, require_calibration, tp
 from segprune.compress.macs import MacReport, count_macs
 from segprune.compress.scope import (
     OUTSIDE,
@@ -195,9 +195,8 @@ def prune_(model: nn.Module, config: PruneConfig, example_input: torch.Tensor,
         raise ConfigError(f"prune_ needs a PruneConfig, got {type(config).__name__}: use PruneConfig(channel_ratio=0.5)")
     decoder = truncatable_decoder(model)
     convs = scope_convs(model, config.scope)
-    if importance is None and config.importance in ("spectral", "spectral-l1", "taylor") and calib_batches is None:
-        raise ConfigError(f"--importance {config.importance} needs calibration batches (images or image, label "
-                          "pairs): pass calib_batches (CLI: --calib-images N), or use l1, l2 or bn")
+    if importance is None:
+        require_calibration(config.importance, calib_batches)
     example = example_input.to(next(model.parameters()).device)
     size = (int(example.shape[-2]), int(example.shape[-1]))
     widths = {n: c.out_channels for n, c in convs.items()}
