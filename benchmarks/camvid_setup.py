@@ -13,11 +13,22 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def add_setup_args(parser: argparse.ArgumentParser) -> None:
     """The options :func:`load_setup` reads: data, baseline, input size, calibration images."""
-    parser.add_argument("--camvid", type=Path, default=ROOT.parent / "shared" / "data" / "camvid")
-    parser.add_argument("--baseline", type=Path, default=ROOT / "benchmarks" / "cache" / "camvid_r18" / "last.safetensors")
-    parser.add_argument("--size", default="180x240")
+    parser.add_argument("--camvid", type=Path, default=ROOT.parent / "shared" / "data" / "camvid",
+                        help="CamVid folder (see its README)")
+    parser.add_argument("--baseline", type=Path,
+                        default=ROOT / "benchmarks" / "cache" / "camvid_r18" / "last.safetensors",
+                        help="unpruned checkpoint from benchmarks/camvid_baseline.py")
+    parser.add_argument("--size", default="180x240", help="input size the baseline runs at, HxW")
     parser.add_argument("--mode", default="area", choices=("area", "bilinear", "spectral"), help="truncation mode")
-    parser.add_argument("--calib-images", type=int, default=32)
+    parser.add_argument("--calib-images", type=int, default=32, help="train images that rank the channels")
+
+
+def has_baseline(baseline: Path) -> bool:
+    """Whether the baseline checkpoint exists; if not, says on stderr how to make it."""
+    if baseline.is_file():
+        return True
+    print(f"no baseline at {baseline}: run benchmarks/camvid_baseline.py first", file=sys.stderr)
+    return False
 
 
 @dataclass
@@ -38,8 +49,7 @@ def load_setup(camvid: Path, baseline: Path, size: str, calib_images: int) -> Ca
     from segprune.data import EvalTransform, build_dataset, make_loader, spread
     from segprune.models import load_checkpoint
 
-    if not baseline.is_file():
-        print(f"no baseline at {baseline}: run benchmarks/camvid_baseline.py first", file=sys.stderr)
+    if not has_baseline(baseline):
         return None
     hw = parse_size(size)
     spec = f"camvid:{camvid}"

@@ -24,16 +24,14 @@ import sys
 import time
 from pathlib import Path
 
+from camvid_setup import add_setup_args, has_baseline
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--camvid", type=Path, default=ROOT.parent / "shared" / "data" / "camvid",
-                        help="CamVid folder (see its README)")
-    parser.add_argument("--baseline", type=Path,
-                        default=ROOT / "benchmarks" / "cache" / "camvid_r18" / "last.safetensors",
-                        help="unpruned checkpoint from benchmarks/camvid_baseline.py")
+    add_setup_args(parser)
     parser.add_argument("--keep-freq", type=float, default=0.25, help="decoder band kept per axis")
     parser.add_argument("--scope", default="head", choices=("decoder", "head", "all"),
                         help="layers that may lose channels")
@@ -49,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kd", type=float, default=1.0, help="weight of distillation from the unpruned model")
     parser.add_argument("--reuse", action="store_true",
                         help="take a run whose report is already in benchmarks/cache/budget instead of redoing it "
-                             "(the cache is keyed by configuration, epochs, learning rate, importance and seed)")
+                             "(the cache is keyed by every option that changes a run, importance and seed)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "finetune_budget.json",
                         help="JSON written here (atomically)")
     args = parser.parse_args(argv)
@@ -58,8 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     from segprune.io import load_json, save_json
     from segprune.report import make_report
 
-    if not args.baseline.is_file():
-        print(f"no baseline checkpoint at {args.baseline}: run benchmarks/camvid_baseline.py first", file=sys.stderr)
+    if not has_baseline(args.baseline):
         return 2
     if args.target_macs is not None:
         amount = ["--target-macs", str(args.target_macs)]
@@ -68,17 +65,17 @@ def main(argv: list[str] | None = None) -> int:
         ratio = 0.5 if args.channel_ratio is None else args.channel_ratio
         amount = ["--channel-ratio", str(ratio)]
         config = f"keep{args.keep_freq:g}_{args.scope}_ratio{ratio:g}"
-    config += f"_ep{args.epochs}_lr{args.lr:g}_kd{args.kd:g}"
+    config = f"{args.size}_{args.mode}_calib{args.calib_images}_{config}_ep{args.epochs}_lr{args.lr:g}_kd{args.kd:g}"
     started = time.perf_counter()
     runs = []
     for seed in (int(s) for s in args.seeds.split(",")):
         for importance in args.importances.split(","):
             out = ROOT / "benchmarks" / "cache" / "budget" / config / f"{importance}_seed{seed}"
-            argv_prune = ["prune", str(args.baseline), "--data", f"camvid:{args.camvid}", "--input-size", "180x240",
-                          "--keep-freq", str(args.keep_freq), "--trunc-mode", "area", *amount,
-                          "--scope", args.scope, "--importance", importance, "--finetune-epochs", str(args.epochs),
-                          "--kd", str(args.kd), "--lr", str(args.lr), "--batch-size", "8", "--seed", str(seed), "--threads", "2",
-                          "--no-progress", "--out", str(out)]
+            argv_prune = ["prune", str(args.baseline), "--data", f"camvid:{args.camvid}", "--input-size", args.size,
+                          "--keep-freq", str(args.keep_freq), "--trunc-mode", args.mode, *amount,
+                          "--calib-images", str(args.calib_images), "--scope", args.scope, "--importance", importance,
+                          "--finetune-epochs", str(args.epochs), "--kd", str(args.kd), "--lr", str(args.lr),
+                          "--batch-size", "8", "--seed", str(seed), "--threads", "2", "--no-progress", "--out", str(out)]
             t0 = time.perf_counter()
             if args.reuse and (out / "report.json").is_file():
                 print(f"{importance} seed {seed}: reusing {out / 'report.json'}", file=sys.stderr, flush=True)
