@@ -7,7 +7,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.segprune-installed
 TORCH_PINS := torch==2.14.1 torchvision==0.29.1
-EXTRAS ?= dev,export,prune
+EXTRAS ?= dev,export,prune,smp
 PYTEST_ARGS ?=
 
 .PHONY: demo test lint bench-camvid clean-venv

@@ -58,3 +58,47 @@ def load_setup(camvid: Path, baseline: Path, size: str, calib_images: int) -> Ca
     calib = build_dataset(spec, "train", transform=EvalTransform(size=hw))
     return CamvidSetup(base, hw, spec, val, make_loader(val, 4, shuffle=False),
                        make_loader(Subset(calib, spread(len(calib), calib_images)), 4, shuffle=False))
+
+
+def compress_run(spec: str, baseline: Path, size: tuple[int, int], compression: Any, finetuning: Any,
+                 out: Path, calib_images: int = 32) -> dict[str, Any]:
+    """Compress ``baseline`` with ``compression`` (a CompressConfig), fine-tune with ``finetuning`` (a
+    FinetuneConfig, distilling from the baseline), through the library, as ``segprune prune`` does.
+
+    Writes ``out/model.safetensors`` and ``out/report.json`` (the stages original / compressed /
+    fine-tuned with GMACs and val scores, the compression result, seconds) and returns the report.
+    """
+    import copy
+    import time
+
+    from segprune.compress import compress_
+    from segprune.data import EvalTransform, build_dataset, make_loader, spread_loader
+    from segprune.io import save_json
+    from segprune.models import load_checkpoint, save_checkpoint
+    from segprune.report import make_report
+    from segprune.train import finetune, score_stage
+
+    started = time.perf_counter()
+    model, _ = load_checkpoint(baseline)
+    val = build_dataset(spec, "val", transform=EvalTransform())
+    loader = make_loader(val, 4, shuffle=False)
+
+    def stage(name: str) -> dict:
+        return score_stage(name, model, size, loader, val.num_classes, input_size=size, class_names=list(val.classes))
+
+    stages = [stage("original")]
+    teacher = copy.deepcopy(model).eval() if finetuning.kd > 0 else None
+    calib = spread_loader(build_dataset(spec, "train", transform=EvalTransform(size=size)), calib_images, 4)
+    result = compress_(model, compression, example=size, calib=calib)
+    stages.append(stage("compressed"))
+    if finetuning.epochs > 0:
+        finetune(model, build_dataset(spec, "train"), val, finetuning, out / "finetune", teacher=teacher,
+                 device="cpu", progress=False)
+        stages.append(stage("fine-tuned"))
+    save_checkpoint(out / "model.safetensors", model, {"compressed_from": str(baseline), "input_size": list(size),
+                                                       "stages": stages})
+    report = make_report("prune", checkpoint=str(baseline), data=spec, input_size=list(size),
+                         keep_freq=result.keep_freq, compression=result.to_dict(), finetune_config=finetuning.to_dict(),
+                         stages=stages, seconds=time.perf_counter() - started)
+    save_json(out / "report.json", report)
+    return report

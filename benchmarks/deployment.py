@@ -1,8 +1,8 @@
 """Deployment on CamVid: ONNX export, fp32/fp16/int8 accuracy and onnxruntime CPU latency, compressed vs not.
 
 Starts from the CamVid baseline (``benchmarks/camvid_baseline.py``, DeepLabV3+ ResNet-18
-OS16 trained at 180x240; run it first). Builds the compressed models with ``segprune
-prune`` (cached in ``benchmarks/cache/``): keep-freq 0.5 and 0.25 with the channel ratio
+OS16 trained at 180x240; run it first). Builds the compressed models with the library
+pipeline ``segprune prune`` calls (``compress_`` then ``finetune``; cached in ``benchmarks/cache/``): keep-freq 0.5 and 0.25 with the channel ratio
 that scored best at those keeps in ``benchmarks/results/compression.json`` (0, truncation
 alone), plus one wider variant (keep 0.25, channel ratio 0.5 over the ASPP and decoder,
 L1 importance) to show what the 2x latency goal costs in mIoU. Each gets the same
@@ -10,7 +10,7 @@ fine-tuning budget (``--epochs`` of cross-entropy on CamVid train).
 
 Then, all in this one run, through the segprune API that ``segprune export``/``bench`` use:
 
-1. export every model with ``segprune export --allow-unaligned`` (180 and 360 are not multiples
+1. export every model with ``export_model`` (``allow_unaligned``: 180 and 360 are not multiples
    of the output stride 16; the models were trained and are scored at those sizes) at 180x240 (fp32, fp16, int8 Q/DQ calibrated
    on 32 CamVid train images), 360x480 (fp32, int8) and 512x1024 (fp32), each parity-checked
    against PyTorch on CamVid val images;
@@ -26,12 +26,12 @@ quotes medians of interleaved timed runs.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
 import json
 import sys
 import time
 from pathlib import Path
+
+from camvid_setup import compress_run
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -55,9 +55,13 @@ def main(argv: list[str] | None = None) -> int:
 
     from segprune.bench import BenchSettings, bench, open_runner
     from segprune.cli.bench_cmd import bench_table
-    from segprune.cli.main import main as segprune
+    from segprune.compress import CompressConfig
+    from segprune.data import image_batches
+    from segprune.export import ExportConfig, ExportPlan, export_model
     from segprune.io import save_json
+    from segprune.models import load_checkpoint, model_info
     from segprune.report import make_report
+    from segprune.train import FinetuneConfig
 
     if args.resummarize:
         report = json.loads(args.out.read_text())
@@ -74,31 +78,34 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     data = f"camvid:{args.camvid}"
     started = time.perf_counter()
-    variants = {"baseline": ([], args.baseline)}
-    recipes = {"keep0.5": ["--keep-freq", "0.5"], "keep0.25": ["--keep-freq", "0.25"],
-               "keep0.25_head0.5": ["--keep-freq", "0.25", "--channel-ratio", "0.5", "--scope", "head",
-                                    "--importance", "l1"]}
+    variants = {"baseline": ({}, args.baseline)}
+    recipes = {"keep0.5": {"keep_freq": 0.5}, "keep0.25": {"keep_freq": 0.25},
+               "keep0.25_head0.5": {"keep_freq": 0.25, "channel_ratio": 0.5, "scope": "head", "importance": "l1"}}
+    size = (180, 240)
     for name, extra in recipes.items():
         out = args.cache / name
-        argv_prune = [str(args.baseline), "--data", data, "--input-size", "180x240", "--trunc-mode", "area",
-                      "--finetune-epochs", str(args.epochs), "--lr", "5e-4", "--batch-size", "8", "--seed", "0",
-                      "--threads", str(args.threads), "--no-progress", "--out", str(out), *extra]
-        if not _cached(out, argv_prune):
+        compression = CompressConfig(trunc_mode="area", **extra)
+        finetuning = FinetuneConfig(epochs=args.epochs, batch_size=8, lr=5e-4, crop_size=size, input_size=size, seed=0)
+        key = {"compression": compression.__dict__, "finetune": finetuning.to_dict(), "baseline": str(args.baseline)}
+        if not _cached(out, key):
             print(f"compressing: {name}", file=sys.stderr)
-            _run(segprune, ["prune", *argv_prune])
-            (out / "argv.json").write_text(json.dumps(argv_prune))
+            compress_run(data, args.baseline, size, compression, finetuning, out)
+            (out / "recipe.json").write_text(json.dumps(key))
         variants[name] = (extra, out / "model.safetensors")
 
     exports = {}
-    plan = {(180, 240): "fp32,fp16,int8", (360, 480): "fp32,int8", (512, 1024): "fp32"}
+    plan = {(180, 240): ("fp32", "fp16", "int8"), (360, 480): ("fp32", "int8"), (512, 1024): ("fp32",)}
     for name, (_, ckpt) in variants.items():
+        model, _ = load_checkpoint(ckpt)
+        classes = model_info(model)["num_classes"]
         for (h, w), precisions in plan.items():
             out = args.cache / "onnx" / f"{name}_{h}x{w}"
-            print(f"exporting {name} at {h}x{w}: {precisions}", file=sys.stderr)
-            _run(segprune, ["export", str(ckpt), "--out", str(out), "--input-size", f"{h}x{w}", "--precision",
-                            precisions, "--data", data, "--parity-images", "4", "--calib", "32", "--allow-unaligned",
-                            "--threads", str(args.threads), "--quiet"])
-            exports[(name, h, w)] = json.loads((out / "export.json").read_text())
+            print(f"exporting {name} at {h}x{w}: {','.join(precisions)}", file=sys.stderr)
+            exports[(name, h, w)] = export_model(
+                model, out, ExportConfig((h, w), allow_unaligned=True), ExportPlan(precisions=precisions),
+                lambda at, n, k=classes: image_batches(data, "val", at, 4, n, k),
+                lambda at, k=classes: image_batches(data, "train", at, 32, 1, k),
+                source={"checkpoint": str(ckpt), "data": data}, log=lambda _msg: None)
 
     runs = {}
 
@@ -210,17 +217,7 @@ def plot(summary: dict, path: Path) -> None:
     _save(fig, path)
 
 
-def _cached(out: Path, argv: list[str]) -> bool:
-    marker = out / "argv.json"
-    return (out / "model.safetensors").is_file() and marker.is_file() and json.loads(marker.read_text()) == argv
-
-
-def _run(segprune, argv: list[str]) -> None:
-    with contextlib.redirect_stdout(io.StringIO()):
-        code = segprune(argv)
-    if code:
-        raise SystemExit(f"segprune {' '.join(argv[:2])} exited {code}")
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+def _cached(out: Path, key: dict) -> bool:
+    marker = out / "recipe.json"
+    return (out / "model.safetensors").is_file() and marker.is_file() and json.loads(marker.read_text()) == \
+        json.loads(json.dumps(key))

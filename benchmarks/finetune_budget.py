@@ -5,9 +5,9 @@ one configuration (by default the one that reached 2x on onnxruntime in
 ``benchmarks/deployment.py``: keep-freq 0.25, half of the ASPP and decoder channels removed)
 with ``--epochs`` of fine-tuning with cross-entropy plus distillation from the unpruned model,
 once per ``--importances`` (e.g. torch-pruning's L1 magnitude, segprune's spectral and
-spectral-l1; same layers, same ratio: equal MACs) and seed. Everything goes through
-``segprune prune``; ``--reuse`` takes runs already in ``benchmarks/cache/budget`` instead of
-repeating them.
+spectral-l1; same layers, same ratio: equal MACs) and seed. Every run goes through the library
+pipeline that ``segprune prune`` calls (``compress_`` then ``finetune``); ``--reuse`` takes runs
+already in ``benchmarks/cache/budget`` instead of repeating them.
 
 Writes ``benchmarks/results/finetune_budget.json`` (or ``--out``) and a plot beside it: every
 run's mIoU by importance, against the baseline and the goal of losing at most 1 point.
@@ -16,15 +16,13 @@ run's mIoU by importance, against the baseline and the goal of losing at most 1 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
 import json
 import statistics
 import sys
 import time
 from pathlib import Path
 
-from camvid_setup import add_setup_args, has_baseline
+from camvid_setup import add_setup_args, compress_run, has_baseline
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -52,40 +50,42 @@ def main(argv: list[str] | None = None) -> int:
                         help="JSON written here (atomically)")
     args = parser.parse_args(argv)
 
-    from segprune.cli.main import main as segprune
+    import torch
+
+    from segprune.cli.common import parse_size
+    from segprune.compress import CompressConfig
     from segprune.io import load_json, save_json
     from segprune.report import make_report
+    from segprune.train import FinetuneConfig
 
     if not has_baseline(args.baseline):
         return 2
+    torch.set_num_threads(2)
     if args.target_macs is not None:
-        amount = ["--target-macs", str(args.target_macs)]
         config = f"keep{args.keep_freq:g}_{args.scope}_macs{args.target_macs:g}"
+        ratio = None
     else:
         ratio = 0.5 if args.channel_ratio is None else args.channel_ratio
-        amount = ["--channel-ratio", str(ratio)]
         config = f"keep{args.keep_freq:g}_{args.scope}_ratio{ratio:g}"
     config = f"{args.size}_{args.mode}_calib{args.calib_images}_{config}_ep{args.epochs}_lr{args.lr:g}_kd{args.kd:g}"
+    size = parse_size(args.size)
     started = time.perf_counter()
     runs = []
     for seed in (int(s) for s in args.seeds.split(",")):
         for importance in args.importances.split(","):
             out = ROOT / "benchmarks" / "cache" / "budget" / config / f"{importance}_seed{seed}"
-            argv_prune = ["prune", str(args.baseline), "--data", f"camvid:{args.camvid}", "--input-size", args.size,
-                          "--keep-freq", str(args.keep_freq), "--trunc-mode", args.mode, *amount,
-                          "--calib-images", str(args.calib_images), "--scope", args.scope, "--importance", importance,
-                          "--finetune-epochs", str(args.epochs), "--kd", str(args.kd), "--lr", str(args.lr),
-                          "--batch-size", "8", "--seed", str(seed), "--threads", "2", "--no-progress", "--out", str(out)]
             t0 = time.perf_counter()
             if args.reuse and (out / "report.json").is_file():
                 print(f"{importance} seed {seed}: reusing {out / 'report.json'}", file=sys.stderr, flush=True)
+                report = load_json(out / "report.json")
             else:
                 print(f"{importance} seed {seed}: {args.epochs} epochs", file=sys.stderr, flush=True)
-                with contextlib.redirect_stdout(io.StringIO()):
-                    code = segprune(argv_prune)
-                if code:
-                    return code
-            report = load_json(out / "report.json")
+                compression = CompressConfig(keep_freq=args.keep_freq, trunc_mode=args.mode, channel_ratio=ratio,
+                                             target_macs=args.target_macs, importance=importance, scope=args.scope)
+                finetuning = FinetuneConfig(epochs=args.epochs, batch_size=8, lr=args.lr, crop_size=size,
+                                            input_size=size, kd=args.kd, seed=seed)
+                report = compress_run(f"camvid:{args.camvid}", args.baseline, size, compression, finetuning, out,
+                                      args.calib_images)
             stages = {s["stage"]: s for s in report["stages"]}
             runs.append({"importance": importance, "seed": seed, "gmacs": stages["fine-tuned"]["gmacs"],
                          "macs_fraction": stages["fine-tuned"]["gmacs"] / stages["original"]["gmacs"],

@@ -102,3 +102,12 @@ def file_sha256(path: str | os.PathLike) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def path_sha256(path: str | os.PathLike) -> str:
+    """:func:`file_sha256` of a file; for a folder (an SMP ``save_pretrained`` model), one digest of its files."""
+    path = Path(path)
+    if not path.is_dir():
+        return file_sha256(path)
+    lines = [f"{p.name}:{file_sha256(p)}" for p in sorted(path.iterdir()) if p.is_file()]
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()

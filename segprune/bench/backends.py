@@ -17,15 +17,19 @@ import numpy as np
 import torch
 
 from segprune.errors import ConfigError, ExportError
+from segprune.models.adapters import model_info
 
 BACKENDS = ("torch", "onnxruntime", "tensorrt")
-_SUFFIX = {".safetensors": "torch", ".onnx": "onnxruntime", ".engine": "tensorrt", ".plan": "tensorrt"}
+_SUFFIX = {".safetensors": "torch", ".pth": "torch", ".pt": "torch", ".onnx": "onnxruntime", ".engine": "tensorrt",
+           ".plan": "tensorrt"}
 
 
 def infer_backend(path: str | Path) -> str:
+    from segprune.models.sources import is_smp_dir
+
     path = Path(path)
     if path.is_dir():
-        return "onnxruntime"
+        return "torch" if is_smp_dir(path) else "onnxruntime"
     backend = _SUFFIX.get(path.suffix)
     if backend is None:
         raise ConfigError(f"cannot tell the backend of {path.name}: pass --backend {'|'.join(BACKENDS)}")
@@ -39,7 +43,12 @@ def resolve_model(path: str | Path, backend: str, precision: str | None) -> Path
         raise ConfigError(f"{path} does not exist: pass a checkpoint, an ONNX file, an engine or an export folder")
     if path.is_dir():
         if backend == "torch":
-            raise ConfigError(f"{path} is a folder: the torch backend needs a .safetensors checkpoint")
+            from segprune.models.sources import is_smp_dir
+
+            if is_smp_dir(path):
+                return path
+            raise ConfigError(f"{path} is a folder: the torch backend needs a .safetensors checkpoint or an SMP "
+                              "save_pretrained folder")
         ext = "onnx" if backend == "onnxruntime" else "engine"
         name = f"model.{precision or 'fp32'}.{ext}"
         if (path / f"model.{precision or 'fp32'}.PARITY-FAILED.onnx").exists():
@@ -64,8 +73,8 @@ class TorchRunner:
     name = "torch"
 
     def __init__(self, checkpoint: str | Path, device: str = "cpu", precision: str = "fp32",
-                 compile: bool = False, cuda_graphs: bool = False) -> None:
-        from segprune.models import load_checkpoint
+                 compile: bool = False, cuda_graphs: bool = False, source: dict[str, Any] | None = None) -> None:
+        from segprune.models import load_model
         from segprune.train.distributed import resolve_device
 
         self.device = resolve_device(device)
@@ -78,8 +87,8 @@ class TorchRunner:
         if cuda_graphs and self.device.type != "cuda":
             raise ConfigError("--cuda-graphs needs --device cuda")
         self.path, self.precision = Path(checkpoint), precision
-        model, self.checkpoint_info = load_checkpoint(checkpoint, map_location=str(self.device))
-        self.config = model.config
+        model, self.checkpoint_info = load_model(checkpoint, map_location=str(self.device), **(source or {}))
+        self.num_classes = model_info(model)["num_classes"]
         self.compiled = compile or cuda_graphs
         if self.compiled:
             model = torch.compile(model, mode="reduce-overhead" if cuda_graphs else "max-autotune-no-cudagraphs")
@@ -129,14 +138,15 @@ class TorchRunner:
     def close(self) -> None:
         self.model = None
 
-    @property
-    def num_classes(self) -> int:
-        return self.config.num_classes
-
 
 def open_runner(path: str | Path, backend: str | None = None, *, device: str = "cpu", precision: str | None = None,
-                threads: int | None = None, compile: bool = False, cuda_graphs: bool = False):
-    """A runner for ``path`` on ``backend`` (inferred from the file when ``None``)."""
+                threads: int | None = None, compile: bool = False, cuda_graphs: bool = False,
+                source: dict[str, Any] | None = None):
+    """A runner for ``path`` on ``backend`` (inferred from the file when ``None``).
+
+    ``source`` (``arch``, ``encoder``, ``classes``) describes a plain weights file for the
+    torch backend (:func:`segprune.models.load_model`).
+    """
     backend = backend or infer_backend(path)
     if backend not in BACKENDS:
         raise ConfigError(f"--backend {backend} is not one of {', '.join(BACKENDS)}")
@@ -144,11 +154,12 @@ def open_runner(path: str | Path, backend: str | None = None, *, device: str = "
         raise ConfigError("--compile and --cuda-graphs apply to the torch backend only")
     file = resolve_model(path, backend, precision)
     if backend == "torch":
-        if file.suffix != ".safetensors":
-            raise ConfigError(f"the torch backend runs .safetensors checkpoints, not {file.name}")
+        if not file.is_dir() and file.suffix not in (".safetensors", ".pth", ".pt"):
+            raise ConfigError(f"the torch backend runs checkpoints, SMP folders and weights files, not {file.name}")
         if threads:
             torch.set_num_threads(threads)
-        return TorchRunner(file, device, precision or "fp32", compile=compile, cuda_graphs=cuda_graphs)
+        return TorchRunner(file, device, precision or "fp32", compile=compile, cuda_graphs=cuda_graphs,
+                           source=source)
     if backend == "onnxruntime":
         from segprune.export.onnx_runner import OnnxRunner
 
@@ -169,4 +180,4 @@ def runner_num_classes(runner) -> int | None:
     if hasattr(runner, "num_classes"):
         return runner.num_classes
     meta = getattr(runner, "metadata", None) or {}
-    return (meta.get("config") or {}).get("num_classes")
+    return meta.get("num_classes") or (meta.get("config") or {}).get("num_classes")

@@ -20,7 +20,7 @@ from torch import nn
 from segprune.bench.backends import runner_num_classes
 from segprune.bench.timing import measure, ratio
 from segprune.errors import DataError
-from segprune.io import file_sha256
+from segprune.io import path_sha256
 
 
 @dataclass
@@ -151,7 +151,7 @@ def bench(runners: dict[str, Any], settings: BenchSettings, threads: int | None 
         info = runner.info()
         stats, times = latency[label]
         results.append({
-            "label": label, "model": str(runner.path), "model_sha256": file_sha256(runner.path),
+            "label": label, "model": str(runner.path), "model_sha256": path_sha256(runner.path),
             "backend": runner.name, "precision": runner.precision,
             "device": device_identity(runner, threads),
             "input_shape": [settings.batch_size, 3, *settings.input_size],

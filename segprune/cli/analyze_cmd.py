@@ -6,9 +6,11 @@ import argparse
 from pathlib import Path
 
 from segprune.cli.common import (
+    MODEL_SOURCE_HELP,
     add_data_args,
     add_output_args,
     add_runtime_args,
+    add_source_args,
     apply_runtime,
     emit,
     load_model_for,
@@ -44,11 +46,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     spec.add_argument("--batch-size", type=int, default=2,
                       help="label maps per batched transform (small batches stay in cache: fastest on CPU)")
     mdl = parser.add_argument_group("model (optional)")
-    mdl.add_argument("--model", default=None, metavar="CKPT",
-                     help="segprune checkpoint: adds cross-entropy by band and decoder feature spectra")
+    mdl.add_argument("--model", default=None, metavar="MODEL",
+                     help=f"adds cross-entropy by band and decoder feature spectra; {MODEL_SOURCE_HELP}")
     mdl.add_argument("--layers", default=None, metavar="NAME[,NAME]",
                      help="modules whose outputs to measure (NAME:in for a module's input); default: the decoder")
     mdl.add_argument("--calib-images", type=int, default=64, metavar="N", help="images for the model pass")
+    add_source_args(parser)
     mdl.add_argument("--input-size", type=parse_size, default=None, metavar="HxW",
                      help="resize model inputs to this size (the size the model was trained at)")
     parser.add_argument("--out", type=Path, default=Path("runs/analyze"), metavar="DIR",
@@ -92,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
         if labels.ceilings:
             figures.append(plots.plot_ceilings(labels.ceilings, out / "ceilings.png"))
     if args.model:
-        model, device, _ = load_model_for(args.model, dataset, args.device)
+        model, device, _ = load_model_for(args.model, dataset, args.device, args)
         calib = build_dataset(args.data, args.split, transform=EvalTransform())
         layers = args.layers.split(",") if args.layers else None
         model_report, spectra = analyze_model(model, spread_loader(calib, args.calib_images, 4), keep=keep or 1.0,

@@ -6,7 +6,14 @@ import argparse
 import sys
 from pathlib import Path
 
-from segprune.cli.common import DATA_HELP, add_output_args, emit, parse_size
+from segprune.cli.common import (
+    DATA_HELP,
+    MODEL_SOURCE_HELP,
+    add_output_args,
+    add_source_args,
+    emit,
+    parse_size,
+)
 
 NAME = "bench"
 HELP = "measure mIoU and latency on torch, onnxruntime or TensorRT; compare models side by side"
@@ -19,7 +26,10 @@ DESCRIPTION = ("Benchmark models on the same images: mIoU/mAcc over the whole sp
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("models", nargs="*", metavar="MODEL", help="models to measure; the first is the reference")
+    parser.add_argument("models", nargs="*", metavar="MODEL",
+                        help="models to measure; the first is the reference. Each is an .onnx file, an .engine, an "
+                             "export folder, or (torch backend) " + MODEL_SOURCE_HELP)
+    add_source_args(parser)
     parser.add_argument("--compare", nargs=2, metavar=("A", "B"), default=None,
                         help="measure A and B in one run and print B's ratios against A (same as `bench A B`)")
     run = parser.add_argument_group("backend")
@@ -72,7 +82,8 @@ def run(args: argparse.Namespace) -> int:
     for i, path in enumerate(models):
         label = _label(path, models, i)
         runners[label] = open_runner(path, args.backend, device=args.device, precision=args.precision,
-                                     threads=args.threads, compile=args.compile, cuda_graphs=args.cuda_graphs)
+                                     threads=args.threads, compile=args.compile, cuda_graphs=args.cuda_graphs,
+                                     source={"arch": args.arch, "encoder": args.encoder, "classes": args.classes})
     first = next(iter(runners.values()))
     size = args.input_size or default_input_size(first)
     settings = BenchSettings(data=args.data or default_data(first, size), split=args.split, input_size=size,

@@ -155,28 +155,37 @@ def build_or_load_model(args: argparse.Namespace, num_classes: int):
     return model
 
 
-def load_model_for(checkpoint: str | Path, dataset, device_name: str | None):
-    """A checkpoint checked against the dataset's class count, on the requested device."""
-    from segprune.models import load_checkpoint
+MODEL_SOURCE_HELP = ("the model: a segprune checkpoint (.safetensors), a folder written by SMP's "
+                     "model.save_pretrained(dir), or a plain weights file (.safetensors, or .pth read with "
+                     "weights_only) with --arch")
+
+
+def add_source_args(parser: argparse.ArgumentParser) -> None:
+    """How to read a plain weights file: the architecture it belongs to (not needed for checkpoints or SMP folders)."""
+    from segprune.choices import ARCH_HELP
+
+    group = parser.add_argument_group("model source (plain weights files only)")
+    group.add_argument("--arch", default=None, metavar="NAME", help=ARCH_HELP)
+    group.add_argument("--encoder", default=None, metavar="NAME",
+                       help="SMP encoder of the weights, e.g. resnet34 or mobilenet_v2 (with --arch smp:...)")
+    group.add_argument("--classes", type=int, default=None, metavar="K",
+                       help="number of classes the weights predict (with --arch)")
+
+
+def load_model_for(source: str | Path, dataset, device_name: str | None, args: argparse.Namespace | None = None):
+    """The user's model (:func:`segprune.models.load_model`), checked against the dataset's class count.
+
+    ``args`` supplies ``--arch/--encoder/--classes`` for a plain weights file.
+    """
+    from segprune.errors import CheckpointError
+    from segprune.models import load_model, model_info
     from segprune.train.distributed import resolve_device
 
     device = resolve_device(device_name)
-    model, info = load_checkpoint(checkpoint, num_classes=dataset.num_classes, map_location=str(device))
-    return model.to(device), device, info
-
-
-def image_batches(spec: str, split: str, size: tuple[int, int], count: int, batch_size: int,
-                  num_classes: int | None = None) -> list:
-    """``count`` images of ``spec``/``split`` evenly spread, resized to ``size`` and normalised, as NCHW arrays.
-
-    Used for parity checks and int8 calibration, which need real images at the exported size.
-    """
-    from segprune.data import EvalTransform, build_dataset, spread_loader
-    from segprune.errors import DataError
-
-    dataset = build_dataset(spec, split, transform=EvalTransform(size=size))
-    if num_classes is not None and dataset.num_classes != num_classes:
-        raise DataError(f"{spec} has {dataset.num_classes} classes, the model {num_classes}: pass the model's dataset "
-                        "with --data")
-    return [images.numpy() for images, _ in spread_loader(dataset, count, batch_size)]
-
+    model, info = load_model(source, arch=getattr(args, "arch", None), encoder=getattr(args, "encoder", None),
+                             classes=getattr(args, "classes", None), map_location=str(device))
+    classes = model_info(model)["num_classes"]
+    if dataset is not None and classes != dataset.num_classes:
+        raise CheckpointError(f"model {source} predicts {classes} classes, the data has {dataset.num_classes}: "
+                              "pass the dataset the model was trained on")
+    return model, device, info

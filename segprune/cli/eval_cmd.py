@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 
 from segprune.cli.common import (
+    MODEL_SOURCE_HELP,
     add_data_args,
     add_output_args,
     add_runtime_args,
+    add_source_args,
     apply_runtime,
     emit,
     load_model_for,
@@ -16,13 +18,14 @@ from segprune.cli.common import (
 
 NAME = "eval"
 HELP = "evaluate a checkpoint on a dataset split"
-DESCRIPTION = ("Evaluate a segprune checkpoint: confusion matrix over the split, then mIoU, mean class accuracy, "
+DESCRIPTION = ("Evaluate a model (a segprune checkpoint, an SMP save_pretrained folder, or weights with --arch): confusion matrix over the split, then mIoU, mean class accuracy, "
                "pixel accuracy and per-class IoU (ignore pixels excluded). Scores are computed at the label's "
                "resolution even when --input-size runs the model on smaller inputs.")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("checkpoint", help="a .safetensors checkpoint written by segprune")
+    parser.add_argument("checkpoint", metavar="MODEL", help=MODEL_SOURCE_HELP)
+    add_source_args(parser)
     add_data_args(parser, split="val")
     parser.add_argument("--input-size", type=parse_size, default=None, metavar="HxW",
                         help="resize inputs to this size before the model (the size it was trained for)")
@@ -38,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
 
     apply_runtime(args)
     dataset = build_dataset(args.data, args.split, transform=EvalTransform())
-    model, device, _ = load_model_for(args.checkpoint, dataset, args.device)
+    model, device, _ = load_model_for(args.checkpoint, dataset, args.device, args)
     loader = make_loader(dataset, args.batch_size, shuffle=False, workers=args.workers)
     metrics, timing = evaluate(model.to(device), loader, dataset.num_classes, device=device,
                                input_size=args.input_size, class_names=dataset.classes,

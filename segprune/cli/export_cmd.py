@@ -6,11 +6,19 @@ import argparse
 import sys
 from pathlib import Path
 
-from segprune.cli.common import DATA_HELP, add_output_args, emit, image_batches, parse_size
+from segprune.cli.common import (
+    DATA_HELP,
+    MODEL_SOURCE_HELP,
+    add_output_args,
+    add_source_args,
+    emit,
+    load_model_for,
+    parse_size,
+)
 
 NAME = "export"
 HELP = "export a checkpoint to ONNX (fp32/fp16/int8) and TensorRT, with parity checks"
-DESCRIPTION = ("Export a segprune checkpoint to ONNX with torch.onnx's dynamo exporter, check it with "
+DESCRIPTION = ("Export a model (a segprune checkpoint, an SMP save_pretrained folder, or weights with --arch) to ONNX with torch.onnx's dynamo exporter, check it with "
                "onnx.checker, simplify it with onnxslim, and write one file per --precision (fp16 by graph "
                "conversion, int8 by Q/DQ nodes calibrated on --calib images: precision lives in the graph, as "
                "TensorRT 11's strongly typed builder requires). Every file is run in onnxruntime on real images "
@@ -38,7 +46,8 @@ def _agreement(text: str) -> dict[str, float]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("checkpoint", help="a .safetensors checkpoint written by segprune (pruned or not)")
+    parser.add_argument("checkpoint", metavar="MODEL", help=MODEL_SOURCE_HELP)
+    add_source_args(parser)
     parser.add_argument("--out", type=Path, default=None, metavar="DIR",
                         help="output folder (default: export/<checkpoint name>)")
     shape = parser.add_argument_group("graph")
@@ -79,15 +88,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from segprune.data import synthetic_spec
+    from segprune.data import image_batches, synthetic_spec
     from segprune.export import ExportConfig, ExportPlan, export_model
-    from segprune.models import checkpoint_input_size, load_checkpoint
+    from segprune.models import checkpoint_input_size, model_info
     from segprune.report import format_table, make_report
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    model, info = load_checkpoint(args.checkpoint)
-    classes = model.config.num_classes
+    model, _, info = load_model_for(args.checkpoint, None, "cpu", args)
+    classes = model_info(model)["num_classes"]
     size = args.input_size or checkpoint_input_size(info) or (512, 1024)
     cfg = ExportConfig(input_size=size, batch_size=args.batch_size, dynamic=args.dynamic, opset=args.opset,
                        simplify=not args.no_simplify, allow_unaligned=args.allow_unaligned).validate(model)

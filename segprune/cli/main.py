@@ -5,7 +5,8 @@ Each subcommand module exposes ``NAME``, ``HELP``, ``add_arguments(parser)`` and
 works (and is quick) even where optional packages are missing. A
 :class:`~segprune.errors.SegpruneError` is a user error: its one-line message is printed
 and the exit status is 2, with no traceback. Exit 1 is reserved for a detected
-regression (``segprune check``), 0 for success.
+regression (``segprune check``, a failed parity check), 0 for success, and 3 for an
+internal error (a bug: the traceback is printed), so a CI never reads a crash as a regression.
 """
 
 from __future__ import annotations
@@ -13,11 +14,13 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import traceback
 from collections.abc import Sequence
 
 from segprune import __version__
 from segprune.errors import SegpruneError
 
+INTERNAL_ERROR = 3
 SUBCOMMANDS = ("analyze", "prune", "train", "eval", "erf", "export", "bench", "check", "data", "demo", "info")
 
 
@@ -49,6 +52,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"segprune {args.command}: interrupted; outputs already written are complete", file=sys.stderr)
         return 130
+    except Exception as exc:  # anything else is segprune's bug, not the user's input nor a regression
+        traceback.print_exc()
+        print(f"segprune {args.command}: internal error ({type(exc).__name__}: {exc}); this is a bug in segprune: "
+              "please report it with the traceback above", file=sys.stderr)
+        return INTERNAL_ERROR
 
 
 if __name__ == "__main__":  # pragma: no cover

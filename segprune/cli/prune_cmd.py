@@ -8,18 +8,21 @@ import time
 from pathlib import Path
 
 from segprune.cli.common import (
+    MODEL_SOURCE_HELP,
     add_data_args,
     add_output_args,
     add_runtime_args,
+    add_source_args,
     apply_runtime,
     emit,
+    load_model_for,
     parse_size,
 )
-from segprune.compress.scope import IMPORTANCES
+from segprune.choices import IMPORTANCES, SCOPES
 
 NAME = "prune"
 HELP = "compress a checkpoint: feature truncation (--keep-freq), spectral channel pruning, fine-tuning"
-DESCRIPTION = ("Compress a segprune checkpoint in three steps, each scored on the val split: (1) run the decoder "
+DESCRIPTION = ("Compress a model (a segprune checkpoint, an SMP save_pretrained folder, or weights with --arch) in three steps, each scored on the val split: (1) run the decoder "
                "on a grid keeping the fraction --keep-freq of its frequency band per axis (or the band that holds "
                "--energy of the label energy); (2) remove channels chosen by their energy inside the kept band "
                "(torch-pruning does the surgery); (3) fine-tune with cross-entropy, recall loss, self-regulation "
@@ -28,7 +31,8 @@ DESCRIPTION = ("Compress a segprune checkpoint in three steps, each scored on th
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("checkpoint", help="the uncompressed segprune checkpoint (.safetensors)")
+    parser.add_argument("checkpoint", metavar="MODEL", help="the uncompressed model: " + MODEL_SOURCE_HELP)
+    add_source_args(parser)
     add_data_args(parser)
     parser.add_argument("--train-split", default="train", help="split for calibration and fine-tuning")
     parser.add_argument("--val-split", default="val", help="split for the before/after scores")
@@ -53,7 +57,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                             "weight magnitude (spectral-l1; the best measured on CamVid, see README); activation "
                             "energy inside the kept band alone (spectral); weight magnitude (l1, l2), BN scale "
                             "(bn), first-order Taylor (taylor)")
-    prune.add_argument("--scope", choices=("decoder", "head", "all"), default="decoder",
+    prune.add_argument("--scope", choices=SCOPES, default="decoder",
                        help="layers that may lose channels: decoder, head (ASPP + decoder) or all (+ backbone)")
     prune.add_argument("--round-to", type=int, default=8, help="keep channel counts multiples of this (tensor cores)")
     prune.add_argument("--calib-images", type=int, default=32, help="train images used to measure channel spectra")
@@ -79,94 +83,74 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import copy
 
-    import torch
-
-    from segprune.compress import PruneConfig, TruncationConfig, count_macs, prune_, truncate_
-    from segprune.data import EvalTransform, TrainTransform, build_dataset, make_loader, spread_loader
+    from segprune.compress import CompressConfig, compress_
+    from segprune.data import EvalTransform, build_dataset, make_loader, spread_loader
     from segprune.errors import ConfigError
-    from segprune.models import load_checkpoint, save_checkpoint
+    from segprune.io import save_json
+    from segprune.models import save_checkpoint
     from segprune.report import format_table, make_report
-    from segprune.spectral import analyze_labels, check_keep, keep_from_energy
-    from segprune.train import TrainConfig, evaluate, fit, seed_everything
-    from segprune.train.objective import Objective, build_training_module
+    from segprune.spectral import analyze_labels, keep_from_energy
+    from segprune.train import FinetuneConfig, finetune, score_stage
 
     apply_runtime(args)
     started = time.perf_counter()
     if args.keep_freq is not None and args.energy is not None:
         raise ConfigError("give --keep-freq or --energy, not both")
-    if args.channel_ratio is not None and args.target_macs is not None:
-        raise ConfigError("give --channel-ratio or --target-macs, not both")
+    # every option is checked before any data is read or model is loaded
+    config = CompressConfig(keep_freq=args.keep_freq, trunc_mode=args.trunc_mode, channel_ratio=args.channel_ratio,
+                            target_macs=args.target_macs, importance=args.importance, scope=args.scope,
+                            round_to=args.round_to)
     train_set = build_dataset(args.data, args.train_split)
     val_set = build_dataset(args.data, args.val_split, transform=EvalTransform())
-    model, _ = load_checkpoint(args.checkpoint, num_classes=val_set.num_classes)
+    model, device, _ = load_model_for(args.checkpoint, val_set, "cpu", args)
     size = args.input_size or tuple(val_set.read_label(0).shape)
-    keep = 1.0 if args.keep_freq is None else check_keep(args.keep_freq)
+    ft = None
+    if args.finetune_epochs > 0:
+        ft = FinetuneConfig(epochs=args.finetune_epochs, batch_size=args.batch_size, lr=args.lr,
+                            crop_size=args.crop_size or args.input_size or (96, 128), input_size=args.input_size,
+                            ce=args.ce, recall=args.recall, sr=args.sr, kd=args.kd,
+                            kd_temperature=args.kd_temperature, seed=args.seed)
+        ft.train_config()  # validates epochs, batch size and sizes now, not after the compression
     if args.energy is not None:
         labels = analyze_labels(train_set, taus=(args.energy,), ceiling_images=-1, workers=args.workers,
                                 progress=not args.no_progress)
-        keep = keep_from_energy(labels.spectrum, args.energy, size)
+        config = CompressConfig(**{**config.__dict__, "keep_freq": keep_from_energy(labels.spectrum, args.energy,
+                                                                                     size)})
     val_loader = make_loader(val_set, 4, shuffle=False, workers=args.workers)
 
-    def score(m) -> dict:
-        metrics, _ = evaluate(m, val_loader, val_set.num_classes, input_size=args.input_size,
-                              class_names=list(val_set.classes), progress=not args.no_progress)
-        return metrics.to_dict()
+    def stage(name: str) -> dict:
+        return score_stage(name, model, size, val_loader, val_set.num_classes, input_size=args.input_size,
+                           class_names=list(val_set.classes), progress=not args.no_progress)
 
-    stages = [{"stage": "original", **_cost(count_macs(model, size)), **_acc(score(model))}]
+    stages = [stage("original")]
     teacher = copy.deepcopy(model).eval() if args.kd > 0 else None
-    ratio_given = args.channel_ratio is not None or args.target_macs is not None
-    # With pruning, prune_ truncates itself, so --target-macs stays relative to the original model.
-    truncate_(model, TruncationConfig(1.0 if ratio_given else keep, args.trunc_mode))
-    prune_result = None
-    if ratio_given:
-        calib = build_dataset(args.data, args.train_split, transform=EvalTransform(size=args.input_size))
-        calib_loader = spread_loader(calib, args.calib_images, 4)
-        example = torch.randn(1, 3, *size)
-        prune_result = prune_(model, PruneConfig(channel_ratio=args.channel_ratio, target_macs=args.target_macs,
-                                                 importance=args.importance, scope=args.scope,
-                                                 round_to=args.round_to, keep_freq=keep),
-                              example, calib_loader)
-    stages.append({"stage": "compressed", **_cost(count_macs(model, size)), **_acc(score(model))})
+    calib = None
+    if config.prunes:
+        calib_set = build_dataset(args.data, args.train_split, transform=EvalTransform(size=args.input_size))
+        calib = spread_loader(calib_set, args.calib_images, 4)
+    result = compress_(model, config, example=size, calib=calib)
+    stages.append(stage("compressed"))
     run_summary = None
-    if args.finetune_epochs > 0:
-        crop = args.crop_size or args.input_size or (96, 128)
-        cfg = TrainConfig(epochs=args.finetune_epochs, batch_size=args.batch_size, optimizer="adamw", lr=args.lr,
-                          warmup_iters=0, crop_size=crop, base_size=args.input_size, scale_range=(0.75, 1.5),
-                          eval_size=args.input_size, eval_every=args.finetune_epochs, seed=args.seed).validate()
-        train_set.transform = TrainTransform(crop, scale_range=cfg.scale_range, base_size=args.input_size)
-        objective = Objective({"ce": args.ce, "recall": args.recall, "sr": args.sr, "kd": args.kd},
-                              num_classes=val_set.num_classes, ignore_index=val_set.ignore_index,
-                              kd_temperature=args.kd_temperature)
-        seed_everything(args.seed)
-        module = build_training_module(model, objective, teacher=teacher)
-        run_summary = fit(model, train_set, val_set, cfg, args.out / "finetune", device=args.device,
-                          criterion=objective, train_module=module, progress=not args.no_progress)
-        stages.append({"stage": "fine-tuned", **_cost(count_macs(model, size)), **_acc(score(model))})
+    if ft is not None:
+        run_summary = finetune(model, train_set, val_set, ft, args.out / "finetune", teacher=teacher,
+                               device=args.device, progress=not args.no_progress)
+        stages.append(stage("fine-tuned"))
+    keep = result.keep_freq
     save_checkpoint(args.out / "model.safetensors", model,
                     {"compressed_from": str(args.checkpoint), "keep_freq": keep, "input_size": list(size),
                      "stages": stages})
     report = make_report(
-        "prune", checkpoint=str(args.checkpoint), data=args.data, input_size=list(size), keep_freq=keep,
-        trunc_mode=args.trunc_mode, energy=args.energy, channel_ratio=args.channel_ratio,
+        "prune", checkpoint=str(args.checkpoint), family=result.family, data=args.data, input_size=list(size),
+        keep_freq=keep, trunc_mode=result.trunc_mode, energy=args.energy, channel_ratio=args.channel_ratio,
         target_macs=args.target_macs, importance=args.importance, scope=args.scope,
-        pruning=prune_result.to_dict() if prune_result is not None else None, stages=stages,
-        finetune=run_summary, seconds=time.perf_counter() - started, output=str(args.out / "model.safetensors"))
-    from segprune.io import save_json
-
+        pruning=result.pruning.to_dict() if result.pruning is not None else None, compression=result.to_dict(),
+        stages=stages, finetune=run_summary, seconds=time.perf_counter() - started,
+        output=str(args.out / "model.safetensors"))
     save_json(args.out / "report.json", report)
     rows = [[s["stage"], s["gmacs"], 100 * s["gmacs"] / stages[0]["gmacs"], s["mparams"], s["miou"], s["macc"]]
             for s in stages]
     table = format_table(rows, ["stage", "GMACs", "% MACs", "M params", "mIoU", "mAcc"])
-    emit(args, report, f"{table}\nkeep-freq {keep:.3f} ({args.trunc_mode}); {time.perf_counter() - started:.0f} s; "
+    emit(args, report, f"{table}\nkeep-freq {keep:.3f} ({result.trunc_mode}); {time.perf_counter() - started:.0f} s; "
                        f"compressed checkpoint {args.out / 'model.safetensors'}")
     print(f"report {args.out / 'report.json'}", file=sys.stderr)
     return 0
-
-
-def _cost(macs) -> dict:
-    return {"gmacs": macs.total_macs / 1e9, "mparams": macs.total_params / 1e6,
-            "macs_by_group": {k: v / 1e9 for k, v in macs.macs.items()}}
-
-
-def _acc(metrics: dict) -> dict:
-    return {"miou": metrics["miou"], "macc": metrics["macc"], "per_class_iou": metrics["per_class_iou"]}

@@ -1,5 +1,8 @@
 """Compression: feature truncation, channel pruning with spectral importance, MAC counts.
 
+``compress_(model, CompressConfig(keep_freq=0.75, target_macs=0.5, scope="all"),
+example=(H, W), calib=batches)`` is the one call (truncation + pruning) for any model a
+family adapter supports; the verbs below it are available on their own:
 ``truncate_(model, TruncationConfig(0.5))`` shrinks the decoder grid; ``prune_(model,
 PruneConfig(channel_ratio=0.5), example_input, calib_batches)`` removes channels with
 torch-pruning; ``count_macs(model, (H, W))`` reports what both saved. The pruning names
@@ -12,16 +15,20 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from segprune.compress.macs import MacReport, count_macs
-from segprune.compress.scope import IMPORTANCES, SCOPES
-from segprune.compress.truncation import TruncationConfig, truncate_
+from segprune.choices import IMPORTANCES, SCOPES
 
+# Every implementation is imported on first use: ``import segprune.compress`` (and the CLI's
+# ``--help``) stays free of torch, and the pruning names free of the optional torch-pruning.
 _LAZY = {
+    "MacReport": "macs", "count_macs": "macs", "TruncationConfig": "truncation", "truncate_": "truncation",
     "SpectralImportance": "importance", "SpectralMagnitudeImportance": "importance", "build_importance": "importance",
     "measure_channel_energy": "importance", "PruneConfig": "prune", "PruneResult": "prune", "prune_": "prune",
+    "CompressConfig": "pipeline", "CompressResult": "pipeline", "compress_": "pipeline",
 }
 
 __all__ = [
+    "CompressConfig",
+    "CompressResult",
     "IMPORTANCES",
     "MacReport",
     "PruneConfig",
@@ -31,6 +38,7 @@ __all__ = [
     "SpectralMagnitudeImportance",
     "TruncationConfig",
     "build_importance",
+    "compress_",
     "count_macs",
     "measure_channel_energy",
     "prune_",

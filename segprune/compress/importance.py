@@ -43,6 +43,7 @@ from torch import nn
 
 from segprune.compress.scope import IMPORTANCES, scope_convs
 from segprune.errors import ConfigError
+from segprune.models.adapters import adapter_for
 from segprune.spectral.bands import NBINS, check_keep
 from segprune.spectral.features import feature_spectra
 
@@ -67,7 +68,28 @@ def block_of(model: nn.Module, conv_name: str) -> str:
     i = names.index(child)
     if i + 1 < len(children) and isinstance(children[i + 1][1], nn.modules.batchnorm._BatchNorm):
         return f"{parent_name}.{names[i + 1]}" if parent_name else names[i + 1]
-    return conv_name
+    return _enclosing_block(model, conv_name)
+
+
+def _enclosing_block(model: nn.Module, conv_name: str) -> str:
+    """The outermost ``Sequential`` whose last conv is ``conv_name`` and that ends in a norm or activation.
+
+    A separable conv (SMP's ``Sequential(depthwise, pointwise)``) inside ``Sequential(sep,
+    BN, ReLU)`` is such a case: the pointwise conv's channels reach the next layer after
+    that BN and ReLU. Falls back to the conv's own output.
+    """
+    best, name = conv_name, conv_name
+    while "." in name:
+        name = name.rpartition(".")[0]
+        block = model.get_submodule(name)
+        if not isinstance(block, nn.Sequential):
+            break
+        convs = [n for n, m in block.named_modules() if isinstance(m, nn.Conv2d)]
+        if not convs or f"{name}.{convs[-1]}" != conv_name:
+            break
+        if not isinstance(block[-1], nn.Conv2d) and not isinstance(block[-1], nn.Sequential):
+            best = name
+    return best
 
 
 def _device(model: nn.Module) -> torch.device:
@@ -85,7 +107,8 @@ def measure_channel_energy(model: nn.Module, batches: Iterable, keep: float = 1.
     keep = check_keep(keep)
     blocks = {name: block_of(model, name) for name in scope_convs(model, scope)}
     grids: list[tuple[int, int]] = []
-    handle = model.backbone.register_forward_hook(lambda m, a, out: grids.append(tuple(out["layer1"].shape[-2:])))
+    grid_module = model.get_submodule(adapter_for(model).grid_layer(model))
+    handle = grid_module.register_forward_hook(lambda m, a, out: grids.append(tuple(out.shape[-2:])))
     try:
         spectra = feature_spectra(model, batches, sorted(set(blocks.values())), nbins=nbins, device=_device(model),
                                   max_batches=max_batches, progress=False)

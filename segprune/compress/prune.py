@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
@@ -36,11 +36,10 @@ from segprune.compress.scope import (
     prunable_widths,
     scope_convs,
 )
-from segprune.compress.truncation import TruncationConfig, truncatable_decoder, truncate_
+from segprune.compress.truncation import TruncationConfig, truncate_
 from segprune.errors import ConfigError
-from segprune.models.channels import channel_overrides_of
-from segprune.models.registry import build_model
-from segprune.spectral.bands import check_keep
+from segprune.models.adapters import adapter_for
+from segprune.models.grid import check_keep
 
 _TOLERANCE = 1e-3  # bisection stops when the ratio bracket is this narrow
 
@@ -56,6 +55,7 @@ class PruneConfig:
     scope: str = "decoder"
     round_to: int = 8
     keep_freq: float = 1.0
+    trunc_mode: str | None = None  # None: the resize mode the model's decoder has now
 
     def __post_init__(self) -> None:
         if (self.channel_ratio is None) == (self.target_macs is None):
@@ -74,6 +74,8 @@ class PruneConfig:
             raise ConfigError(f"--round-to {self.round_to!r} is not valid: use a positive int (8 suits tensor cores, "
                               "1 disables rounding)")
         object.__setattr__(self, "keep_freq", check_keep(self.keep_freq, "keep-freq"))
+        if self.trunc_mode is not None:
+            TruncationConfig(self.keep_freq, self.trunc_mode)  # validates the mode
 
 
 @dataclass
@@ -124,24 +126,21 @@ def _prune_at(model: nn.Module, ratio: float, importance: tp.importance.Importan
     the skip projection onto the ASPP half of the concat), while area pooling, like the
     spectral operator, maps each channel to itself, so both give the same channel graph.
     """
-    decoder = truncatable_decoder(model)
-    mode = decoder.resize
-    decoder.resize = "area" if mode == "spectral" else mode
+    adapter = adapter_for(model)
+    keep, mode = adapter.truncation(model)
+    if mode == "spectral":
+        adapter.set_truncation(model, keep, "area")
     try:
         pruner = tp.pruner.BasePruner(model, example, importance=importance, pruning_ratio=ratio,
                                       global_pruning=False, ignored_layers=ignored_layers(model, scope),
                                       round_to=round_to if round_to > 1 else None)
         pruner.step()
     finally:
-        decoder.resize = mode
+        adapter.set_truncation(model, keep, mode)
 
 
 def _meta_copy(model: nn.Module) -> nn.Module:
-    decoder = truncatable_decoder(model)
-    config = replace(model.config, channel_overrides=channel_overrides_of(model), backbone_weights=None,
-                     decoder_keep=decoder.keep, decoder_resize=decoder.resize)
-    with torch.device("meta"):
-        return build_model(config).eval()
+    return adapter_for(model).meta_copy(model)
 
 
 def _solve_ratio(model: nn.Module, config: PruneConfig, size: tuple[int, int], original: int) -> float:
@@ -193,20 +192,21 @@ def prune_(model: nn.Module, config: PruneConfig, example_input: torch.Tensor,
     """
     if not isinstance(config, PruneConfig):
         raise ConfigError(f"prune_ needs a PruneConfig, got {type(config).__name__}: use PruneConfig(channel_ratio=0.5)")
-    decoder = truncatable_decoder(model)
+    adapter = adapter_for(model)
     convs = scope_convs(model, config.scope)
     if importance is None:
         require_calibration(config.importance, calib_batches)
     example = example_input.to(next(model.parameters()).device)
     size = (int(example.shape[-2]), int(example.shape[-1]))
     widths = {n: c.out_channels for n, c in convs.items()}
-    was_training, untouched = model.training, (decoder.keep, decoder.resize, model.config)
+    keep, mode = adapter.truncation(model)
+    was_training, untouched = model.training, getattr(model, "config", None)
     model.eval()
     try:
         before = count_macs(_meta_copy(model), size)  # same shapes as the model, nothing computed
         try:  # every check runs before the surgery; a failed one leaves the model as it was
-            if config.keep_freq < decoder.keep:
-                truncate_(model, TruncationConfig(config.keep_freq, decoder.resize))
+            if config.keep_freq < keep or (config.trunc_mode not in (None, mode) and keep < 1.0):
+                truncate_(model, TruncationConfig(min(config.keep_freq, keep), config.trunc_mode or mode))
             if config.channel_ratio is not None:
                 check_ratio(convs, config.channel_ratio, config.round_to)
                 ratio = config.channel_ratio
@@ -217,18 +217,20 @@ def prune_(model: nn.Module, config: PruneConfig, example_input: torch.Tensor,
             elif importance is not None:
                 ranking = importance(model)
             else:
-                ranking = build_importance(config.importance, model, calib_batches, keep=decoder.keep,
-                                           scope=config.scope)
+                ranking = build_importance(config.importance, model, calib_batches,
+                                           keep=adapter.truncation(model)[0], scope=config.scope)
         except BaseException:
-            decoder.keep, decoder.resize, model.config = untouched
+            adapter.set_truncation(model, keep, mode)
+            if untouched is not None:
+                model.config = untouched
             model.zero_grad(set_to_none=True)
             raise
         if ranking is not None:
             _prune_at(model, ratio, ranking, example, config.scope, config.round_to)
             model.zero_grad(set_to_none=True)
-        model.config = replace(model.config, channel_overrides=channel_overrides_of(model))
+        adapter.record_channels(model)
         after = count_macs(_meta_copy(model), size)
     finally:
         model.train(was_training)
     channels = {n: (widths[n], c.out_channels) for n, c in convs.items()}
-    return PruneResult(config, ratio, decoder.keep, before, after, channels)
+    return PruneResult(config, ratio, adapter.truncation(model)[0], before, after, channels)

@@ -1,9 +1,11 @@
 """Pruning scopes: which convolutions channel pruning may shrink.
 
-``decoder`` is the decoder's skip projections and its two fuse convs (where truncation makes
-channels cheap and spectral scores are meaningful), ``head`` adds the ASPP (its branches,
-their concatenation, the image-pooling branch and its projection), ``all`` adds the backbone.
-The decoder's final classifier is never pruned: its outputs are the classes.
+``decoder`` is the decoder's fusion (its skip projections and fuse convs, where truncation
+makes channels cheap and spectral scores are meaningful), ``head`` adds the context module
+(the ASPP: its branches, their concatenation, the image-pooling branch and its
+projection), ``all`` adds the encoder. Which modules those are is the model family's
+adapter's business (:mod:`segprune.models.adapters`); the classifier is in no scope: its
+outputs are the classes.
 
 The ratio helpers mirror torch-pruning's local pruning (``BasePruner._prune``): a layer of
 ``C`` channels keeps ``int(C * (1 - ratio))``, rounded *down* to a multiple of ``round_to``,
@@ -16,19 +18,11 @@ import math
 
 from torch import nn
 
-from segprune.compress.truncation import truncatable_decoder
 from segprune.errors import ConfigError
+from segprune.choices import IMPORTANCES, SCOPES
+from segprune.models.adapters import adapter_for
 
-SCOPES = ("decoder", "head", "all")
-
-IMPORTANCES = ("spectral", "spectral-l1", "l1", "l2", "bn", "taylor")
-"""Channel rankings by name (see :mod:`segprune.compress.importance`); here so the CLI can
-list them without importing the optional torch-pruning."""
-_PREFIXES = {
-    "decoder": ("decoder.project", "decoder.fuse"),
-    "head": ("aspp", "decoder.project", "decoder.fuse"),
-    "all": ("backbone", "aspp", "decoder.project", "decoder.fuse"),
-}
+__all__ = ["IMPORTANCES", "SCOPES", "check_scope", "ignored_layers", "in_scope", "scope_convs"]
 # What a scope leaves out, in words, and the next wider scope to suggest.
 OUTSIDE = {"decoder": "backbone, ASPP and classifier", "head": "backbone and classifier", "all": "classifier"}
 WIDER = {"decoder": "--scope head or --scope all", "head": "--scope all", "all": None}
@@ -41,30 +35,26 @@ def check_scope(scope: str) -> str:
     return scope
 
 
-def scope_prefixes(scope: str) -> tuple[str, ...]:
-    """The module names (and everything below them) that ``scope`` prunes."""
-    return _PREFIXES[check_scope(scope)]
-
-
-def in_scope(name: str, scope: str) -> bool:
-    return any(name == p or name.startswith(p + ".") for p in scope_prefixes(scope))
+def in_scope(name: str, prefixes: tuple[str, ...]) -> bool:
+    return any(name == p or name.startswith(p + ".") for p in prefixes)
 
 
 def scope_convs(model: nn.Module, scope: str) -> dict[str, nn.Conv2d]:
     """``{name: conv}`` for every Conv2d of ``model`` that ``scope`` may prune (ConfigError if the parts are missing)."""
-    truncatable_decoder(model)
+    prefixes = adapter_for(model).scope_prefixes(check_scope(scope))
     modules = dict(model.named_modules())
-    missing = [p for p in scope_prefixes(scope) if p not in modules]
+    missing = [p for p in prefixes if p not in modules]
     if missing:
-        raise ConfigError(f"{type(model).__name__} has no {', '.join(missing)} for --scope {scope}: "
-                          "prune a segprune DeepLabV3+/DAN model")
-    return {name: m for name, m in modules.items() if isinstance(m, nn.Conv2d) and in_scope(name, scope)}
+        raise ConfigError(f"{type(model).__name__} has no {', '.join(missing)} for --scope {scope}: its adapter "
+                          "does not describe this model; check the model family")
+    return {name: m for name, m in modules.items() if isinstance(m, nn.Conv2d) and in_scope(name, prefixes)}
 
 
 def ignored_layers(model: nn.Module, scope: str) -> list[nn.Module]:
     """Every Conv2d/Linear outside ``scope``: torch-pruning never uses them as pruning roots."""
+    prefixes = adapter_for(model).scope_prefixes(check_scope(scope))
     return [m for name, m in model.named_modules()
-            if isinstance(m, (nn.Conv2d, nn.Linear)) and not in_scope(name, scope)]
+            if isinstance(m, (nn.Conv2d, nn.Linear)) and not in_scope(name, prefixes)]
 
 
 def remaining_channels(channels: int, ratio: float, round_to: int) -> int:

@@ -1,11 +1,12 @@
 """Feature truncation as an in-place transform: ``truncate_(model, TruncationConfig(0.5))``.
 
-Truncation (DESIGN.md, key decision 1) runs the decoder of DeepLabV3+/DAN on a grid of
+Truncation (DESIGN.md, key decision 1) runs the decoder's fusion on a grid of
 ``ceil(f*H4) x ceil(f*W4)`` instead of the native output-stride-4 grid, so its 3x3
-convolutions cost about ``f**2``. The decoders already carry the operator (``keep`` and
-``resize``, see :mod:`segprune.models.grid`); this module is the validated verb that sets
-them, in the torchao ``quantize_(model, Config)`` style, and writes the same values into
-``model.config`` so a checkpoint saved afterwards rebuilds the truncated model.
+convolutions cost about ``f**2``. Where the fusion runs and how its grid is set is the
+model family's business (:mod:`segprune.models.adapters`: segprune's DeepLabV3+/DAN carry
+the operator in their decoders, SMP's DeepLabV3+ gets a truncating decoder class); this
+module is the validated verb that sets it, in the torchao ``quantize_(model, Config)``
+style, so any supported model (and the checkpoint saved from it) is truncated alike.
 
 Train and evaluate with the same mode: a model fine-tuned with ``area`` is not the same
 function with ``spectral``.
@@ -13,18 +14,13 @@ function with ``spectral``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from torch import nn
 
 from segprune.errors import ConfigError
-from segprune.models.config import ModelConfig
-from segprune.models.dan import DANDecoder
-from segprune.models.deeplabv3plus import DeepLabV3PlusDecoder
-from segprune.models.grid import RESIZE_MODES
-from segprune.spectral.bands import check_keep
-
-TRUNCATABLE_DECODERS = (DeepLabV3PlusDecoder, DANDecoder)
+from segprune.models.adapters import adapter_for
+from segprune.models.grid import RESIZE_MODES, check_keep
 
 
 @dataclass(frozen=True)
@@ -46,28 +42,17 @@ class TruncationConfig:
             raise ConfigError(f"--trunc-mode {self.mode!r} is not valid: use one of {', '.join(RESIZE_MODES)}")
 
 
-def truncatable_decoder(model: nn.Module) -> nn.Module:
-    """``model.decoder`` if it is a DeepLabV3+/DAN decoder with a truncatable grid, else ConfigError."""
-    decoder = getattr(model, "decoder", None)
-    if not isinstance(decoder, TRUNCATABLE_DECODERS) or not isinstance(getattr(model, "config", None), ModelConfig):
-        found = type(decoder).__name__ if decoder is not None else "no .decoder attribute"
-        raise ConfigError(f"{type(model).__name__} has no DeepLabV3+/DAN decoder to truncate (found {found}): "
-                          "build the model with segprune.models.create_model('deeplabv3plus_...' or 'dan_...')")
-    return decoder
 
 
 def truncate_(model: nn.Module, config: TruncationConfig) -> nn.Module:
     """Run ``model``'s decoder on the grid ``config.keep_freq`` selects; returns ``model`` (changed in place).
 
-    Sets the decoder's ``keep``/``resize`` and ``model.config.decoder_keep/decoder_resize``,
-    so ``save_checkpoint`` records the truncation. No weights change: truncation removes
-    activations, not parameters, so it composes with channel pruning in either order.
+    The adapter records the truncation where a checkpoint saved afterwards finds it. No
+    weights change: truncation removes activations, not parameters, so it composes with
+    channel pruning in either order.
     """
     if not isinstance(config, TruncationConfig):
         raise ConfigError(f"truncate_ needs a TruncationConfig, got {type(config).__name__}: "
                           "use TruncationConfig(keep_freq=0.5, mode='area')")
-    decoder = truncatable_decoder(model)
-    decoder.keep = config.keep_freq
-    decoder.resize = config.mode
-    model.config = replace(model.config, decoder_keep=config.keep_freq, decoder_resize=config.mode)
+    adapter_for(model).set_truncation(model, config.keep_freq, config.mode)
     return model

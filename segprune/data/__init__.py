@@ -22,7 +22,7 @@ from segprune.data.labels import (
     check_mask,
     cityscapes_train_table,
 )
-from segprune.data.loader import make_loader, spread, spread_loader
+from segprune.data.loader import image_batches, make_loader, spread, spread_loader
 from segprune.data.registry import DATASET_KINDS, build_dataset, synthetic_spec
 from segprune.data.synthetic import SyntheticScenes
 from segprune.data.transforms import (
@@ -59,6 +59,7 @@ __all__ = [
     "synthetic_spec",
     "check_mask",
     "cityscapes_train_table",
+    "image_batches",
     "make_loader",
     "spread",
     "spread_loader",

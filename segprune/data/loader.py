@@ -72,3 +72,20 @@ def spread_loader(dataset: Dataset, count: int | None, batch_size: int, workers:
     than its first ones, which in road datasets are often frames of a single sequence.
     """
     return make_loader(Subset(dataset, spread(len(dataset), count)), batch_size, shuffle=False, workers=workers)
+
+
+def image_batches(spec: str, split: str, size: tuple[int, int], count: int, batch_size: int,
+                  num_classes: int | None = None) -> list:
+    """``count`` images of ``spec``/``split`` evenly spread, resized to ``size`` and normalised, as NCHW arrays.
+
+    Used for parity checks and int8 calibration, which need real images at the exported size.
+    """
+    from segprune.data.registry import build_dataset
+    from segprune.data.transforms import EvalTransform
+    from segprune.errors import DataError
+
+    dataset = build_dataset(spec, split, transform=EvalTransform(size=size))
+    if num_classes is not None and dataset.num_classes != num_classes:
+        raise DataError(f"{spec} has {dataset.num_classes} classes, the model {num_classes}: pass the model's dataset "
+                        "with --data")
+    return [images.numpy() for images, _ in spread_loader(dataset, count, batch_size)]

@@ -31,6 +31,7 @@ from torch import nn
 
 from segprune.errors import ConfigError, ExportError
 from segprune.io import atomic_path
+from segprune.models.adapters import model_info
 
 INPUT_NAME = "image"
 OUTPUT_NAME = "logits"
@@ -64,11 +65,10 @@ class ExportConfig:
             raise ConfigError(f"--opset {self.opset} is too old: use {MIN_OPSET} or newer")
         if self.batch_size < 1:
             raise ConfigError(f"batch size must be at least 1, got {self.batch_size}")
-        cfg = getattr(model, "config", None)
-        stride = getattr(cfg, "output_stride", None)
+        info = model_info(model, missing_ok=True)
+        stride, keep, resize = info.get("output_stride"), info.get("keep_freq", 1.0), info.get("resize", "bilinear")
         if stride and not self.allow_unaligned:
             check_divisible(self.input_size, stride)
-        keep, resize = getattr(cfg, "decoder_keep", 1.0), getattr(cfg, "decoder_resize", "bilinear")
         if "hw" in self.dynamic and keep < 1.0 and resize != "bilinear":
             raise ConfigError(f"a model truncated with {resize} decoder resizing (keep-freq {keep:g}) exports at a "
                               "fixed size only: drop hw from --dynamic (its resampling matrices or pooling "
@@ -137,8 +137,9 @@ def export_onnx(model: nn.Module, path: str | Path, cfg: ExportConfig,
         import onnxslim
 
         proto = onnxslim.slim(proto)
-    info = {"config": getattr(getattr(model, "config", None), "to_dict", dict)(),
-            "input_size": list(cfg.input_size), "batch_size": cfg.batch_size,
+    described = model_info(model, missing_ok=True)
+    info = {"config": described.get("config", {}), "family": described.get("family"),
+            "num_classes": described.get("num_classes"), "input_size": list(cfg.input_size), "batch_size": cfg.batch_size,
             "dynamic": sorted(cfg.dynamic), "precision": "fp32", **(metadata or {})}
     set_metadata(proto, info)
     try:

@@ -24,6 +24,7 @@ from segprune.export.onnx_runner import OnnxRunner
 from segprune.export.parity import MIN_AGREEMENT, check_parity, reference_logits
 from segprune.export.precision import PRECISIONS, quantize_int8, to_fp16
 from segprune.io import file_sha256, save_json
+from segprune.models.adapters import model_info
 
 MANIFEST = "export.json"
 
@@ -79,7 +80,8 @@ def export_model(model: nn.Module, out_dir: str | Path, cfg: ExportConfig, plan:
     out.mkdir(parents=True, exist_ok=True)
     if "int8" in plan.precisions and calib_batches is None:
         raise ConfigError("int8 needs calibration images: pass --calib N with --data")
-    stride = int(getattr(getattr(model, "config", None), "output_stride", 16) or 16)
+    described = model_info(model, missing_ok=True)
+    stride = int(described.get("output_stride") or 16)
     model = model.eval().cpu()
     fp32 = out / onnx_name("fp32")
     log(f"exporting {cfg.input_size[0]}x{cfg.input_size[1]} (dynamic: {','.join(sorted(cfg.dynamic)) or 'none'}) "
@@ -119,7 +121,7 @@ def export_model(model: nn.Module, out_dir: str | Path, cfg: ExportConfig, plan:
         _build_engines(out, files, cfg, plan, log)
     manifest = {"input_size": list(cfg.input_size), "batch_size": cfg.batch_size, "dynamic": sorted(cfg.dynamic),
                 "opset": cfg.opset, "simplified": cfg.simplify, "source": source or {},
-                "model": getattr(getattr(model, "config", None), "to_dict", dict)(), "files": files,
+                "model": described.get("config", {}), "family": described.get("family"), "files": files,
                 "failed": failed}
     save_json(out / MANIFEST, manifest)
     if failed:

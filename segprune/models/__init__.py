@@ -1,5 +1,9 @@
 """Segmentation models: DeepLabV3+ and DAN on dilated ImageNet backbones, and their checkpoints.
 
+Other libraries' networks come in through model adapters (:mod:`segprune.models.adapters`;
+SMP's DeepLabV3Plus is built in): ``load_model(path, arch=...)`` opens a segprune
+checkpoint, an SMP ``save_pretrained`` folder or a plain weights file.
+
 ``create_model("deeplabv3plus_resnet50", num_classes=19, output_stride=8)`` builds a model
 (``atrous_rates="auto", input_size=(H, W)`` sizes the ASPP rates to the training crop);
 ``save_checkpoint``/``load_checkpoint`` store it as safetensors plus a JSON config (channel
@@ -8,6 +12,14 @@ counts after pruning included), so any model, pruned or not, rebuilds without pi
 
 from __future__ import annotations
 
+from segprune.models.adapters import (
+    ModelAdapter,
+    adapter_for,
+    families,
+    get_adapter,
+    model_info,
+    register_adapter,
+)
 from segprune.models.atrous import suggest_atrous_rates
 from segprune.models.backbones import build_backbone, load_backbone_weights
 from segprune.models.base import SegmentationModel
@@ -23,8 +35,9 @@ from segprune.models.config import ARCHS, BACKBONES, ModelConfig
 from segprune.models.dan import DAN
 from segprune.models.deeplabv3plus import DeepLabV3Plus
 from segprune.models.files import load_state_dict_file
-from segprune.models.grid import RESIZE_MODES, decoder_grid, resize_to_grid
+from segprune.models.grid import RESIZE_MODES, check_keep, decoder_grid, resize_to_grid
 from segprune.models.registry import build_model, create_model, list_models
+from segprune.models.sources import load_model
 
 __all__ = [
     "ARCHS",
@@ -34,22 +47,30 @@ __all__ = [
     "DAN",
     "ConvBNReLU",
     "DeepLabV3Plus",
+    "ModelAdapter",
     "ModelConfig",
     "RESIZE_MODES",
     "SegmentationModel",
+    "adapter_for",
     "apply_channel_overrides",
     "build_backbone",
     "build_model",
     "channel_overrides_of",
     "channel_plan",
+    "check_keep",
     "checkpoint_input_size",
     "create_model",
     "decoder_grid",
+    "families",
+    "get_adapter",
     "list_models",
     "load_backbone_weights",
     "load_checkpoint",
+    "load_model",
     "load_state_dict_file",
+    "model_info",
     "read_checkpoint_header",
+    "register_adapter",
     "resize_to_grid",
     "save_checkpoint",
     "suggest_atrous_rates",

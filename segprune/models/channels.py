@@ -90,18 +90,26 @@ def channel_overrides_of(model: nn.Module) -> dict[str, dict[str, Any]]:
     """The entries of ``channel_plan(model)`` that differ from a fresh build of ``model.config``.
 
     The reference model is built on the ``meta`` device, so this costs no memory or
-    initialisation time. Only channel edits are representable: a model whose module set
-    differs from the default build raises ConfigError.
+    initialisation time.
     """
     from segprune.models.registry import build_model
 
     config = replace(model.config, channel_overrides={}, backbone_weights=None)
     with torch.device("meta"):
-        reference = channel_plan(build_model(config))
+        return channel_diff(model, build_model(config))
+
+
+def channel_diff(model: nn.Module, reference: nn.Module) -> dict[str, dict[str, Any]]:
+    """The entries of ``channel_plan(model)`` that differ from ``reference`` (the same architecture, unpruned).
+
+    Only channel edits are representable: a model whose module set differs from the
+    reference raises ConfigError.
+    """
+    expected = channel_plan(reference)
     plan = channel_plan(model)
-    missing = [n for n in reference if n not in plan]
-    extra = [n for n in plan if n not in reference]
+    missing = [n for n in expected if n not in plan]
+    extra = [n for n in plan if n not in expected]
     if missing or extra:
         raise ConfigError(f"the model's layers differ from what its config builds (missing {missing[:3]}, "
                           f"extra {extra[:3]}): only channel pruning can be saved; keep the module structure")
-    return {name: spec for name, spec in plan.items() if spec != reference[name]}
+    return {name: spec for name, spec in plan.items() if spec != expected[name]}

@@ -2,7 +2,12 @@
 
 Layout: the model's ``state_dict`` as safetensors tensors; the safetensors header metadata
 holds, under the key ``"segprune"``, the JSON of ``{"format": "segprune-checkpoint",
-"version": 1, "config": ModelConfig with channel_overrides filled in, "metadata": {...}}``.
+"version": 1, "family": ..., "config": ..., "metadata": {...}}``. ``family`` names the
+model adapter (:mod:`segprune.models.adapters`) that wrote ``config`` and rebuilds the
+model from it: ``"segprune"`` (a ModelConfig with channel_overrides filled in; the key is
+left out for these, so such files read as before) or ``"smp"`` (the SMP constructor
+arguments, truncation and channel overrides). Any family's model, pruned or not, is saved
+and reloaded the same way, without pickle.
 A sidecar ``<path>.json`` repeats that JSON for people and tools that do not read
 safetensors. Loading reads the header, builds the model from the config, checks every
 tensor name and shape, then loads with ``strict=True``; every failure is one CheckpointError
@@ -13,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -24,14 +28,14 @@ from torch import nn
 
 from segprune.errors import CheckpointError, ConfigError
 from segprune.io import atomic_path, save_json
-from segprune.models.channels import channel_overrides_of
+from segprune.models.adapters import adapter_for, get_adapter
 from segprune.models.config import ModelConfig
 from segprune.models.files import check_file, sniff_format, state_dict_mismatch
-from segprune.models.registry import build_model
 
 FORMAT = "segprune-checkpoint"
 VERSION = 1
 HEADER_KEY = "segprune"
+NATIVE = "segprune"  # the family of segprune's own models: their headers carry no "family" key
 
 
 def save_checkpoint(path: str | os.PathLike, model: nn.Module, metadata: dict[str, Any] | None = None) -> Path:
@@ -39,12 +43,10 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, metadata: dict[st
 
     ``metadata`` (epoch, metrics, training options...) must be JSON-serialisable.
     """
-    config = getattr(model, "config", None)
-    if not isinstance(config, ModelConfig):
-        raise ConfigError(f"save_checkpoint needs a segprune model with a .config, got {type(model).__name__}: "
-                          "build it with segprune.models.create_model or build_model")
-    config = replace(config, channel_overrides=channel_overrides_of(model))
-    header = {"format": FORMAT, "version": VERSION, "config": config.to_dict(), "metadata": metadata or {}}
+    adapter = adapter_for(model)
+    header = {"format": FORMAT, "version": VERSION, "config": adapter.config_of(model), "metadata": metadata or {}}
+    if adapter.family != NATIVE:
+        header["family"] = adapter.family
     try:
         text = json.dumps(header, default=_json_default)
     except (TypeError, ValueError) as exc:
@@ -140,32 +142,39 @@ def load_checkpoint(path: str | os.PathLike, *, num_classes: int | None = None, 
     config dict and the metadata given to :func:`save_checkpoint`.
     """
     header = read_checkpoint_header(path)
+    family = header.get("family", NATIVE)
+    adapter = get_adapter(family)
+    if family == NATIVE:  # checked before anything is built, so the errors name the option
+        try:
+            config = ModelConfig.from_dict(header["config"])
+        except ConfigError as exc:
+            raise CheckpointError(f"checkpoint {path} holds an invalid model config ({exc}); write it again "
+                                  "with save_checkpoint") from None
+        if arch is not None and arch != config.arch:
+            raise CheckpointError(f"checkpoint {path} is a {config.arch} model, you asked for {arch}: "
+                                  f"pass a {arch} checkpoint or arch={config.arch!r}")
     try:
-        config = ModelConfig.from_dict(header["config"])
+        model = adapter.build(header["config"])
     except ConfigError as exc:
-        raise CheckpointError(f"checkpoint {path} holds an invalid model config ({exc}); write it again "
+        raise CheckpointError(f"checkpoint {path} holds an invalid {family} model config ({exc}); write it again "
                               "with save_checkpoint") from None
-    if num_classes is not None and num_classes != config.num_classes:
-        raise CheckpointError(f"checkpoint {path} has {config.num_classes} classes, you asked for {num_classes}: "
-                              f"use data with {config.num_classes} classes, or start from a fresh model "
+    classes = adapter.num_classes(model)
+    if num_classes is not None and num_classes != classes:
+        raise CheckpointError(f"checkpoint {path} has {classes} classes, you asked for {num_classes}: "
+                              f"use data with {classes} classes, or start from a fresh model "
                               f"(create_model(..., num_classes={num_classes}))")
-    if arch is not None and arch != config.arch:
-        raise CheckpointError(f"checkpoint {path} is a {config.arch} model, you asked for {arch}: "
-                              f"pass a {arch} checkpoint or arch={config.arch!r}")
-    model = build_model(replace(config, backbone_weights=None))
-    model.config = config.resolved()
     expected = {k: v.shape for k, v in model.state_dict().items()}
     device = str(torch.device(map_location))
     with safe_open(str(path), framework="pt", device=device) as handle:
         found = {k: torch.Size(handle.get_slice(k).get_shape()) for k in handle.keys()}
         problem = state_dict_mismatch(expected, found)
         if problem:
-            raise CheckpointError(f"checkpoint {path} does not match the {config.arch}_{config.backbone} model its "
+            raise CheckpointError(f"checkpoint {path} does not match the {adapter.describe(model)} model its "
                                   f"config describes: {problem}; the file was edited or made by another "
                                   "version: write it again with save_checkpoint")
         state = {k: handle.get_tensor(k) for k in found}
     model.to(device)
     model.load_state_dict(state, strict=True)
-    info = {"path": str(path), "format": header["format"], "version": header["version"],
-            "config": config.to_dict(), "metadata": header.get("metadata") or {}}
+    info = {"path": str(path), "format": header["format"], "version": header["version"], "family": family,
+            "config": header["config"], "metadata": header.get("metadata") or {}}
     return model.eval(), info

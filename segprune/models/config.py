@@ -9,12 +9,11 @@ error must name the key, the value and what would be valid.
 from __future__ import annotations
 
 import copy
-import math
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from segprune.errors import ConfigError
-from segprune.models.grid import RESIZE_MODES
+from segprune.models.grid import RESIZE_MODES, check_keep
 
 ARCHS = ("deeplabv3plus", "dan")
 BACKBONES = ("resnet18", "resnet34", "resnet50", "resnet101", "mobilenet_v2", "mobilenet_v3_large")
@@ -75,10 +74,10 @@ class ModelConfig:
         _positive_int("aspp_channels", self.aspp_channels)
         _positive_int("decoder_channels", self.decoder_channels)
         self._validate_low_level()
-        keep = self.decoder_keep
-        if isinstance(keep, bool) or not isinstance(keep, (int, float)) or not math.isfinite(keep) or not 0 < keep <= 1:
-            raise ConfigError(f"model config: decoder_keep {keep!r} is not valid: use a number in (0, 1], "
+        if not isinstance(self.decoder_keep, (int, float)):
+            raise ConfigError(f"model config: decoder_keep {self.decoder_keep!r} is not valid: use a number in (0, 1], "
                               "1 keeps the full decoder grid")
+        check_keep(self.decoder_keep, "model config: decoder_keep")
         _choice("decoder_resize", self.decoder_resize, RESIZE_MODES)
         if not isinstance(self.channel_overrides, dict) or not all(
                 isinstance(k, str) and isinstance(v, dict) for k, v in self.channel_overrides.items()):

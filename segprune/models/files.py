@@ -60,8 +60,9 @@ def load_state_dict_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         if "Unsupported global" in str(exc):  # weights_only met a class it will not construct
-            raise CheckpointError(f"{path} holds Python objects besides tensors (a pickled model?): re-save it "
-                                  "with torch.save(model.state_dict(), path) where it was made") from None
+            raise CheckpointError(f"{path} holds Python objects besides tensors (a pickled model?), and a pickle is "
+                                  "never loaded: re-save it where it was made with torch.save(model.state_dict(), "
+                                  "path), or for an SMP model with model.save_pretrained(dir)") from None
         raise CheckpointError(f"{path} is not a readable PyTorch weight file (corrupted or not a torch.save "
                               "file): check the file") from None
     except Exception as exc:  # torch raises RuntimeError, EOFError, zipfile errors... for broken files
@@ -94,6 +95,18 @@ def state_dict_mismatch(expected: Mapping[str, torch.Size], found: Mapping[str, 
     if unexpected:
         parts.append(f"{len(unexpected)} unexpected tensors ({', '.join(unexpected[:_SHOWN])}{_more(unexpected)})")
     return ", ".join(parts) if parts else None
+
+
+def load_checked(model: torch.nn.Module, state: Mapping[str, torch.Tensor], what: str, fix: str) -> None:
+    """Load ``state`` into ``model`` strictly, after naming every tensor or shape that differs.
+
+    The message reads ``"<what>: <mismatch>; <fix>"``, one line, as a CheckpointError.
+    """
+    expected = {k: v.shape for k, v in model.state_dict().items()}
+    problem = state_dict_mismatch(expected, {k: v.shape for k, v in state.items()})
+    if problem:
+        raise CheckpointError(f"{what}: {problem}; {fix}")
+    model.load_state_dict(dict(state), strict=True)
 
 
 def _more(items: list) -> str:

@@ -23,7 +23,28 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from segprune.errors import ConfigError
+
 RESIZE_MODES = ("bilinear", "area", "spectral")
+
+
+def check_keep(keep: float, name: str = "keep-freq") -> float:
+    """``keep`` as a float in ``(0, 1]`` (finite), or a ConfigError naming the valid range.
+
+    The one validation of ``--keep-freq`` (CLI option, ``TruncationConfig``,
+    ``CompressConfig``, the model config's ``decoder_keep``): ``name`` is how the caller's
+    user spells it.
+    """
+    try:
+        value = float(keep)
+    except (TypeError, ValueError):
+        value = math.nan
+    if isinstance(keep, bool) or not 0.0 < value <= 1.0:  # NaN fails the comparison too
+        label = name if name.startswith(("model config", "--")) else f"--{name}"
+        shown = value if math.isfinite(value) and not isinstance(keep, bool) else repr(keep)
+        raise ConfigError(f"{label} {shown} is outside (0, 1]: it is the fraction of the band kept along each axis, "
+                          "e.g. 0.25 keeps a quarter of the frequencies per axis (1 keeps all)")
+    return value
 
 
 @functools.lru_cache(maxsize=64)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import torch
 
 from segprune.errors import ConfigError
+from segprune.models.grid import check_keep  # noqa: F401  (re-exported: keep-freq's owner is models.grid)
 
 NBINS = 1000
 """Default band resolution: cut-offs are exact multiples of 1/1000 of Nyquist."""
@@ -24,15 +25,6 @@ NBINS = 1000
 TRANSFORMS = ("dft", "dct")
 
 _EPS = 1e-9
-
-
-def check_keep(keep: float, name: str = "keep-freq") -> float:
-    """``keep`` as a float in ``(0, 1]``, or a ConfigError naming the valid range."""
-    keep = float(keep)
-    if not 0.0 < keep <= 1.0:
-        raise ConfigError(f"--{name} {keep} is outside (0, 1]: it is the fraction of the band kept along "
-                          "each axis, e.g. 0.25 keeps a quarter of the frequencies per axis (1 keeps all)")
-    return keep
 
 
 def band_radius(h: int, w: int, transform: str = "dft", *, onesided: bool = True,

@@ -69,10 +69,18 @@ class FeatureSpectra:
         return {layer: e[:, : cut + 1].sum(1) / max(self.images, 1) for layer, e in self.energy.items()}
 
 
+def default_layers(model: nn.Module) -> list[str]:
+    """The decoder layers the model's family adapter names (segprune's: ``DEFAULT_LAYERS``)."""
+    from segprune.models.adapters import find_adapter
+
+    adapter = find_adapter(model)
+    return list(adapter.feature_layers) if adapter is not None else list(DEFAULT_LAYERS)
+
+
 def resolve_layers(model: nn.Module, layers: Iterable[str] | None = None) -> list[str]:
     """The hook targets, checked against the model's module names."""
     modules = dict(model.named_modules())
-    wanted = list(layers) if layers else list(DEFAULT_LAYERS)
+    wanted = list(layers) if layers else default_layers(model)
     missing = [name for name in wanted if name.removesuffix(":in") not in modules]
     if missing:
         containers = sorted({n for n, m in modules.items() if n and n.count(".") <= 1 and len(list(m.children()))})

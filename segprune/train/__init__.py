@@ -4,6 +4,7 @@ from segprune.train.config import TrainConfig
 from segprune.train.distill import DistillationKL, TeacherWrapper
 from segprune.train.distributed import DistContext, init_distributed
 from segprune.train.evaluate import evaluate, predict_logits
+from segprune.train.finetune import FinetuneConfig, finetune, score_stage
 from segprune.train.losses import CrossEntropy, RecallCrossEntropy
 from segprune.train.multi_exit import ClassLayer, MultiExitWrapper, PresenceHead, SRLoss
 from segprune.train.objective import TERMS, Objective, build_training_module
@@ -17,6 +18,7 @@ __all__ = [
     "CrossEntropy",
     "DistContext",
     "DistillationKL",
+    "FinetuneConfig",
     "MultiExitWrapper",
     "Objective",
     "PresenceHead",
@@ -28,11 +30,13 @@ __all__ = [
     "build_scheduler",
     "build_training_module",
     "evaluate",
+    "finetune",
     "fit",
     "init_distributed",
     "load_train_state",
     "poly_warmup",
     "predict_logits",
     "save_train_state",
+    "score_stage",
     "seed_everything",
 ]

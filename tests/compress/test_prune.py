@@ -37,7 +37,7 @@ def test_user_errors_name_the_limit(example):
         prune_(model, PruneConfig(target_macs=0.1, importance="l1", keep_freq=0.5), example)
     with pytest.raises(ConfigError, match=r"--importance spectral-l1 needs calibration batches .*--calib-images N"):
         prune_(model, PruneConfig(channel_ratio=0.5, keep_freq=0.5), example)
-    with pytest.raises(ConfigError, match="has no DeepLabV3\\+/DAN decoder"):
+    with pytest.raises(ConfigError, match="Sequential has no segprune adapter"):
         prune_(torch.nn.Sequential(torch.nn.Conv2d(3, 3, 1)), PruneConfig(channel_ratio=0.5), example)
     assert model.decoder.project[0].out_channels == 16  # nothing was cut, nor truncated
     assert model.decoder.keep == model.config.decoder_keep == 1.0

@@ -37,7 +37,7 @@ def test_keep_one_is_bit_exact_and_truncation_is_recorded(arch, example, tmp_pat
 
 
 def test_model_without_decoder_is_refused():
-    with pytest.raises(ConfigError, match="Sequential has no DeepLabV3\\+/DAN decoder to truncate"):
+    with pytest.raises(ConfigError, match="Sequential has no segprune adapter: supported are"):
         truncate_(torch.nn.Sequential(torch.nn.Conv2d(3, 3, 1)), TruncationConfig(0.5))
     with pytest.raises(ConfigError, match="needs a TruncationConfig"):
         truncate_(small_model(), 0.5)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 import torch
@@ -80,15 +78,6 @@ def test_odd_and_non_square_sizes(size):
     assert image.shape == (*size, 3) and mask.shape == size
     x, y = data[1]
     assert x.shape == (3, *size) and x.dtype == torch.float32 and y.shape == size and y.dtype == torch.int64
-
-
-def test_fast_enough():
-    data = SyntheticScenes(10, size=(64, 80))
-    data.read(0)
-    start = time.perf_counter()
-    for i in range(10):
-        data.read(i)
-    assert (time.perf_counter() - start) / 10 < 0.010
 
 
 def test_class_names_cover_extra_classes():

@@ -123,7 +123,7 @@ def test_aliased_tensors_are_saved(tmp_path):
 def test_metadata_must_be_json(model, tmp_path):
     with pytest.raises(ConfigError, match="metadata is not JSON-serialisable"):
         save_checkpoint(tmp_path / "m.safetensors", model, {"bad": object()})
-    with pytest.raises(ConfigError, match="needs a segprune model"):
+    with pytest.raises(ConfigError, match="has no segprune adapter: supported are"):
         save_checkpoint(tmp_path / "m.safetensors", torch.nn.Conv2d(1, 1, 1))
     assert not (tmp_path / "m.safetensors").exists()
 

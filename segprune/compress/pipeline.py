@@ -1,0 +1,148 @@
+"""One call that compresses a model: ``compress_(model, CompressConfig(...), example=x, calib=batches)``.
+
+Truncation then channel pruning, with one validated config, on any model a family adapter
+supports (segprune's DeepLabV3+/DAN, SMP's DeepLabV3Plus, ...). ``segprune prune``, the
+demo and the benchmarks all call this; fine-tuning composes after it
+(:func:`segprune.train.finetune`), since what a user fine-tunes with (their own loop, our
+``fit``) is theirs to choose.
+
+Order: the MACs target is relative to the model as given, so pruning solves its channel
+ratio with the truncation included (:func:`~segprune.compress.prune.prune_` truncates
+first, then measures the channel spectra on the truncated decoder). Without a channel
+amount, compression is truncation alone.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from segprune.compress.macs import MacReport, count_macs
+from segprune.compress.scope import IMPORTANCES, check_scope
+from segprune.compress.truncation import TruncationConfig, truncate_
+from segprune.errors import ConfigError
+from segprune.models.adapters import adapter_for
+from segprune.models.grid import check_keep
+
+
+@dataclass(frozen=True)
+class CompressConfig:
+    """What :func:`compress_` does.
+
+    ``keep_freq``: the per-axis fraction of the decoder's band kept, in ``(0, 1]``
+    (``None``: leave the model's truncation as it is). ``trunc_mode``: ``area``,
+    ``bilinear`` or ``spectral`` resampling. ``channel_ratio`` (fraction of each in-scope
+    layer's channels removed) or ``target_macs`` (fraction of the model's MACs to keep, the
+    truncation included); neither means no channel pruning. ``importance``, ``scope`` and
+    ``round_to`` as in :class:`~segprune.compress.prune.PruneConfig`.
+    """
+
+    keep_freq: float | None = None
+    trunc_mode: str = "area"
+    channel_ratio: float | None = None
+    target_macs: float | None = None
+    importance: str = "spectral-l1"
+    scope: str = "decoder"
+    round_to: int = 8
+
+    def __post_init__(self) -> None:
+        if self.keep_freq is not None:
+            object.__setattr__(self, "keep_freq", check_keep(self.keep_freq, "keep-freq"))
+        TruncationConfig(1.0, self.trunc_mode)  # validates the mode
+        for name in ("channel_ratio", "target_macs"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                      or not math.isfinite(value)):
+                raise ConfigError(f"--{name.replace('_', '-')} {value!r} is not a finite number")
+        if self.channel_ratio is not None and self.target_macs is not None:
+            raise ConfigError("give --channel-ratio or --target-macs, not both")
+        if self.importance not in IMPORTANCES:
+            raise ConfigError(f"--importance {self.importance!r} is not valid: use one of {', '.join(IMPORTANCES)}")
+        check_scope(self.scope)
+        if self.prunes:
+            self.prune_config(1.0)  # validates ratio/target bounds and round_to now, before any work
+
+    @property
+    def prunes(self) -> bool:
+        return self.channel_ratio is not None or self.target_macs is not None
+
+    def prune_config(self, keep: float):
+        from segprune.compress.prune import PruneConfig
+
+        return PruneConfig(channel_ratio=self.channel_ratio, target_macs=self.target_macs, importance=self.importance,
+                           scope=self.scope, round_to=self.round_to, keep_freq=keep, trunc_mode=self.trunc_mode)
+
+
+@dataclass
+class CompressResult:
+    """What :func:`compress_` did: the band kept, MACs/params before and after, and the pruning details."""
+
+    config: CompressConfig
+    family: str
+    keep_freq: float
+    trunc_mode: str
+    macs_before: MacReport
+    macs_after: MacReport
+    pruning: Any = None  # PruneResult, when channels were removed
+
+    @property
+    def macs_fraction(self) -> float:
+        return self.macs_after.total_macs / max(self.macs_before.total_macs, 1)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"config": asdict(self.config), "family": self.family, "keep_freq": self.keep_freq,
+                "trunc_mode": self.trunc_mode, "macs_fraction": self.macs_fraction,
+                "gmacs_before": self.macs_before.total_macs / 1e9, "gmacs_after": self.macs_after.total_macs / 1e9,
+                "mparams_before": self.macs_before.total_params / 1e6,
+                "mparams_after": self.macs_after.total_params / 1e6,
+                "channel_ratio": self.pruning.channel_ratio if self.pruning is not None else 0.0,
+                "channels": ({k: list(v) for k, v in self.pruning.channels.items()}
+                             if self.pruning is not None else {})}
+
+
+def compress_(model: nn.Module, config: CompressConfig, *, example: torch.Tensor | tuple[int, int],
+              calib: Iterable | None = None) -> CompressResult:
+    """Truncate and prune ``model`` in place as ``config`` says; returns what was done.
+
+    ``example`` is a ``(1, 3, H, W)`` input or the ``(H, W)`` size the model runs at: the
+    traced graph and the MAC counts use it. ``calib`` (a list of image batches or
+    ``(images, labels)`` pairs) feeds the data-driven rankings (``spectral-l1``, the
+    default, ``spectral``, ``taylor``). Every option is checked before the model changes;
+    a failure leaves it as it was.
+    """
+    if not isinstance(config, CompressConfig):
+        raise ConfigError(f"compress_ needs a CompressConfig, got {type(config).__name__}: "
+                          "use CompressConfig(keep_freq=0.75, target_macs=0.5)")
+    adapter = adapter_for(model)
+    if isinstance(example, torch.Tensor):
+        if example.dim() != 4 or example.shape[:2] != (1, 3):
+            raise ConfigError(f"example must be one (1, 3, H, W) image, got shape {tuple(example.shape)}")
+        size = (int(example.shape[-2]), int(example.shape[-1]))
+    else:
+        size = (int(example[0]), int(example[1]))
+        example = torch.zeros(1, 3, *size)
+    current, mode = adapter.truncation(model)
+    keep = current if config.keep_freq is None else config.keep_freq
+    if keep > current:
+        raise ConfigError(f"the model already runs its decoder at keep-freq {current:g}; compressing cannot widen it "
+                          f"to {keep:g}: start from the untruncated model, or ask for keep-freq <= {current:g}")
+    if config.prunes:
+        from segprune.compress.importance import require_calibration
+
+        require_calibration(config.importance, calib)
+    before = count_macs(adapter.meta_copy(model), size)
+    pruning = None
+    if config.prunes:
+        from segprune.compress.prune import prune_
+
+        pruning = prune_(model, config.prune_config(keep), example, calib)
+    elif keep < current or (keep < 1.0 and config.trunc_mode != mode):
+        truncate_(model, TruncationConfig(keep, config.trunc_mode))
+    keep, mode = adapter.truncation(model)
+    after = count_macs(adapter.meta_copy(model), size)
+    return CompressResult(config, adapter.family, keep, mode, before, after, pruning)

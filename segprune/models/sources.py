@@ -1,0 +1,117 @@
+"""Opening the model a user has, whatever library made it: ``load_model(path, arch=...)``.
+
+Three ways in, all without unpickling:
+
+- a segprune checkpoint (``.safetensors`` with a segprune header), any family, pruned or not;
+- a folder written by SMP's ``model.save_pretrained(dir)`` (``config.json`` +
+  ``model.safetensors``);
+- a plain weights file (``.safetensors``, or ``.pth``/``.pt`` read with
+  ``weights_only=True``) plus an architecture description: ``arch="smp:DeepLabV3Plus"``
+  with ``encoder`` and ``classes``, or a segprune model name such as
+  ``"deeplabv3plus_resnet18"`` with ``classes``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from segprune.choices import ARCH_HELP
+from segprune.errors import CheckpointError, ConfigError
+from segprune.models.files import load_checked, load_state_dict_file, sniff_format
+
+SMP_PREFIX = "smp:"
+
+
+def is_segprune_checkpoint(path: Path) -> bool:
+    """A ``.safetensors`` file whose header carries segprune's key."""
+    from safetensors import safe_open
+
+    from segprune.models.checkpoint import HEADER_KEY
+
+    if not path.is_file() or sniff_format(path) != "safetensors":
+        return False
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            return HEADER_KEY in (handle.metadata() or {})
+    except Exception:  # a broken file: load_checkpoint says what is wrong with it
+        return True
+
+
+def is_smp_dir(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a folder written by SMP's ``save_pretrained`` (``config.json`` with ``_model_class``)."""
+    config = Path(path) / "config.json"
+    if not config.is_file():
+        return False
+    try:
+        return "_model_class" in json.loads(config.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError, OSError, TypeError):
+        return False
+
+
+def build_arch(arch: str, *, encoder: str | None = None, classes: int | None = None) -> nn.Module:
+    """An untrained model from an architecture description (see the module docstring)."""
+    if classes is None or isinstance(classes, bool) or not isinstance(classes, int) or classes < 1:
+        raise ConfigError(f"--classes {classes!r} is needed with --arch {arch}: the number of classes the weights "
+                          "predict, e.g. --classes 11")
+    if arch.startswith(SMP_PREFIX):
+        from segprune.models.smp import build_smp
+
+        if not encoder:
+            raise ConfigError(f"--arch {arch} needs --encoder, the SMP encoder name the weights were trained with "
+                              "(e.g. resnet34, mobilenet_v2)")
+        return build_smp(arch[len(SMP_PREFIX):], {"encoder_name": encoder, "classes": classes})
+    from segprune.models.registry import create_model
+
+    if encoder:
+        raise ConfigError(f"--encoder applies to smp: architectures; {arch} names its backbone in the model name")
+    return create_model(arch, num_classes=classes)
+
+
+def load_model(source: str | os.PathLike, *, arch: str | None = None, encoder: str | None = None,
+               classes: int | None = None, map_location: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
+    """The model at ``source`` (module docstring) in eval mode on ``map_location``, and what it is.
+
+    The returned info holds ``path``, ``kind`` (``checkpoint``, ``smp-folder`` or
+    ``weights``), ``family`` and ``metadata`` (a segprune checkpoint's saved metadata).
+    """
+    from segprune.models.adapters import adapter_for
+    from segprune.models.checkpoint import load_checkpoint
+
+    path = Path(source)
+    if not path.exists():
+        raise CheckpointError(f"model {path} does not exist: pass a segprune checkpoint, an SMP save_pretrained "
+                              "folder, or a weights file with --arch")
+    if path.is_dir():
+        if not is_smp_dir(path):
+            raise CheckpointError(f"{path} is a folder but not one written by SMP's save_pretrained (no config.json "
+                                  "with _model_class): pass the checkpoint file inside it, or save the model with "
+                                  "model.save_pretrained(dir)")
+        from segprune.models.smp import load_smp_dir
+
+        model, kind, meta = load_smp_dir(path), "smp-folder", {}
+    elif arch is None and is_segprune_checkpoint(path):
+        model, info = load_checkpoint(path, map_location=map_location)
+        return model, {**info, "kind": "checkpoint"}
+    elif arch is None:
+        fmt = sniff_format(path)
+        what = "a PyTorch pickle" if fmt in ("zip-pickle", "pickle") else f"a {fmt} file"
+        raise CheckpointError(f"{path} is {what} without a segprune header: say what network the weights are for "
+                              f"with --arch ({ARCH_HELP}); a whole pickled model is never loaded: save "
+                              "model.state_dict() with torch.save, or use SMP's model.save_pretrained(dir)")
+    else:
+        model = build_arch(arch, encoder=encoder, classes=classes)
+        state = load_state_dict_file(path)
+        load_checked(model, state, f"weights {path} do not match --arch {arch}"
+                     + (f" --encoder {encoder}" if encoder else "") + f" --classes {classes}",
+                     "check the architecture options against how the model was built")
+        kind, meta = "weights", {}
+    adapter = adapter_for(model)
+    model.to(torch.device(map_location))
+    return model.eval(), {"path": str(path), "kind": kind, "family": adapter.family, "metadata": meta,
+                          "config": adapter.config_of(model)}

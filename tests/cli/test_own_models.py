@@ -1,0 +1,76 @@
+"""The user's own model from the command line: an SMP folder and a weights file through prune -> export -> bench."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+smp = pytest.importorskip("segmentation_models_pytorch",
+                          reason="SMP not installed: pip install 'segprune[smp]' (make test installs it)")
+
+from tests.helpers import run_cli  # noqa: E402
+
+DATA = "synthetic:n=6,n_val=3,size=64x96,classes=3"
+
+
+@pytest.fixture
+def smp_folder(tmp_path):
+    torch.manual_seed(0)
+    model = smp.DeepLabV3Plus(encoder_name="resnet18", encoder_weights=None, classes=3, decoder_channels=32)
+    model.save_pretrained(tmp_path / "mine")
+    return tmp_path / "mine"
+
+
+def test_smp_folder_goes_through_prune_export_and_bench(smp_folder, tmp_path) -> None:
+    out = tmp_path / "pruned"
+    code, stdout, stderr = run_cli(["prune", smp_folder, "--data", DATA, "--input-size", "64x96", "--keep-freq", "0.5",
+                                    "--target-macs", "0.6", "--scope", "all", "--calib-images", "4",
+                                    "--finetune-epochs", "1", "--batch-size", "3", "--kd", "1", "--out", out,
+                                    "--no-progress", "--json"])
+    assert code == 0, stderr
+    report = json.loads(stdout)
+    assert report["family"] == "smp" and report["keep_freq"] == 0.5
+    original, compressed, tuned = report["stages"]
+    assert compressed["gmacs"] <= 0.6 * original["gmacs"] and tuned["gmacs"] == compressed["gmacs"]
+    code, stdout, stderr = run_cli(["export", out / "model.safetensors", "--out", tmp_path / "onnx", "--data", DATA,
+                                    "--input-size", "64x96", "--precision", "fp32,int8", "--calib", "4",
+                                    "--parity-images", "2", "--quiet", "--json"])
+    assert code == 0, stderr
+    manifest = json.loads(stdout)
+    assert manifest["family"] == "smp" and all(f["passed"] for f in manifest["files"].values())
+    code, stdout, stderr = run_cli(["bench", smp_folder, tmp_path / "onnx" / "model.fp32.onnx", "--data", DATA,
+                                    "--input-size", "64x96", "--runs", "2", "--warmup", "1", "--rounds", "1",
+                                    "--no-progress", "--json"])
+    assert code == 0, stderr
+    bench = json.loads(stdout)
+    assert [r["backend"] for r in bench["results"]] == ["torch", "onnxruntime"]
+    assert bench["results"][1]["accuracy"]["miou"] >= 0
+
+
+def test_weights_file_needs_and_takes_an_architecture(tmp_path) -> None:
+    from safetensors.torch import save_file
+
+    torch.manual_seed(0)
+    model = smp.DeepLabV3Plus(encoder_name="mobilenet_v2", encoder_weights=None, classes=3)
+    save_file(model.state_dict(), str(tmp_path / "w.safetensors"))
+    code, _, stderr = run_cli(["eval", tmp_path / "w.safetensors", "--data", DATA, "--no-progress"])
+    assert code == 2 and "with --arch" in stderr and "Traceback" not in stderr
+    code, stdout, stderr = run_cli(["eval", tmp_path / "w.safetensors", "--arch", "smp:DeepLabV3Plus", "--encoder",
+                                    "mobilenet_v2", "--classes", "3", "--data", DATA, "--input-size", "64x96",
+                                    "--no-progress", "--json"])
+    assert code == 0, stderr
+    assert 0 <= json.loads(stdout)["metrics"]["miou"] <= 100
+    code, _, stderr = run_cli(["eval", tmp_path / "w.safetensors", "--arch", "smp:DeepLabV3Plus", "--encoder",
+                               "mobilenet_v2", "--classes", "5", "--data", DATA, "--no-progress"])
+    assert code == 2 and "shape mismatches" in stderr and "segmentation_head.0.weight" in stderr
+
+
+def test_unsupported_smp_architecture_is_one_line(tmp_path) -> None:
+    smp.FPN(encoder_name="resnet18", encoder_weights=None, classes=3).save_pretrained(tmp_path / "fpn")
+    code, _, stderr = run_cli(["prune", tmp_path / "fpn", "--data", DATA, "--keep-freq", "0.5", "--out",
+                               tmp_path / "out", "--no-progress"])
+    assert code == 2 and "Traceback" not in stderr
+    assert "SMP model 'FPN' has no segprune adapter: supported are DeepLabV3Plus" in stderr
+    assert not (tmp_path / "out").exists()  # nothing half-written
