@@ -39,9 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "compression.json")
     args = parser.parse_args(argv)
 
-    import torch
 
-    from segprune.compress import PruneConfig, TruncationConfig, count_macs, prune_, truncate_
+    from segprune.compress import CompressConfig, compress_, count_macs
     from segprune.data import TrainTransform, build_dataset
     from segprune.io import save_json
     from segprune.report import format_table, make_report
@@ -60,10 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     def run(keep: float, ratio: float, importance: str, seed: int) -> dict:
         start = time.perf_counter()
         model = copy.deepcopy(base)
-        truncate_(model, TruncationConfig(1.0 if ratio else keep, args.mode))
-        if ratio:
-            prune_(model, PruneConfig(channel_ratio=ratio, importance=importance, keep_freq=keep),
-                   torch.randn(1, 3, *size), calib_loader)
+        compress_(model, CompressConfig(keep_freq=keep, trunc_mode=args.mode, channel_ratio=ratio or None,
+                                        importance=importance), example=size, calib=calib_loader if ratio else None)
         macs = count_macs(model, size).total_macs
         before = score(model)
         cfg = TrainConfig(epochs=args.epochs, batch_size=8, optimizer="adamw", lr=args.lr, crop_size=size,

@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from segprune.compress import PruneConfig, TruncationConfig, prune_, truncate_
+    from segprune.compress import PruneConfig, prune_
     from segprune.compress.importance import IMPORTANCES, SpectralImportance, accumulate_gradients, tp
     from segprune.io import save_json
     from segprune.report import format_table, make_report
@@ -78,9 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     for name, factory in factories.items():
         start = time.perf_counter()
         model = copy.deepcopy(base)
-        truncate_(model, TruncationConfig(1.0, args.mode))
         result = prune_(model, PruneConfig(channel_ratio=args.ratio, importance=name if factory is None else "l1",
-                                           keep_freq=args.keep, scope=args.scope),
+                                           keep_freq=args.keep, scope=args.scope, trunc_mode=args.mode),
                         torch.randn(1, 3, *size), calib_batches, importance=factory)
         metrics = evaluate(model, val_loader, val.num_classes, input_size=size, progress=False)[0]
         rows.append({"importance": name, "miou": metrics.miou, "macc": metrics.macc,

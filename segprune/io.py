@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 import os
 import tempfile
 from collections.abc import Iterator
@@ -67,10 +68,32 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 
 
 def save_json(path: str | os.PathLike, obj: Any) -> None:
-    """Write ``obj`` as indented JSON, atomically."""
+    """Write ``obj`` as indented JSON, atomically (non-finite numbers become ``null``: see :func:`json_text`)."""
     with atomic_write(path, "w") as handle:
-        json.dump(obj, handle, indent=2, sort_keys=False, default=json_default)
+        handle.write(json_text(obj, indent=2))
         handle.write("\n")
+
+
+def json_safe(obj: Any) -> Any:
+    """``obj`` with every NaN or infinite float replaced by ``None``, recursively.
+
+    Bare ``NaN``/``Infinity`` are not JSON (``JSON.parse`` and strict parsers reject them); a
+    value that does not exist, such as the IoU of a class absent from a split, is ``null``.
+    """
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    if hasattr(obj, "tolist") and not isinstance(obj, (str, bytes)):
+        return json_safe(obj.tolist())
+    return obj
+
+
+def json_text(obj: Any, indent: int | None = None) -> str:
+    """Strict JSON for ``obj``: tensors, numpy values and paths converted, non-finite numbers as ``null``."""
+    return json.dumps(json_safe(obj), indent=indent, default=json_default, allow_nan=False)
 
 
 def load_json(path: str | os.PathLike) -> Any:

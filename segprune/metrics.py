@@ -82,10 +82,13 @@ class ConfusionMatrix:
         self.matrix.zero_()
 
     def compute(self, class_names: list[str] | None = None) -> SegMetrics:
-        """Metrics over the classes present in the ground truth or the predictions.
+        """Metrics over the classes present in the ground truth or the predictions (mmsegmentation's convention).
 
-        A class that never occurs in either has an undefined IoU (0/0); it is reported as
-        NaN and left out of the means, as mmsegmentation and torchmetrics do.
+        IoU is undefined (0/0) for a class that occurs neither in the labels nor in the
+        predictions, and accuracy (recall) for a class absent from the labels, even if it is
+        predicted; undefined values are NaN in the result (``null`` in JSON reports) and left
+        out of mIoU and mAcc. A class predicted but absent from the labels has IoU 0 and counts
+        in mIoU. (torchmetrics differs: it scores such absent classes 0 in mean accuracy.)
         """
         m = self.matrix.to(torch.float64)
         tp = m.diag()

@@ -36,3 +36,26 @@ def test_malformed_json_is_a_user_error(tmp_path) -> None:
     (tmp_path / "bad.json").write_text("{")
     with pytest.raises(SegpruneError, match="not valid JSON"):
         load_json(tmp_path / "bad.json")
+
+
+def test_reports_are_strict_json_with_null_for_missing_values(tmp_path) -> None:
+    import json
+    import math
+
+    import torch
+
+    from segprune.io import json_text, save_json
+    from segprune.metrics import ConfusionMatrix
+
+    cm = ConfusionMatrix(3)
+    cm.update(torch.tensor([[0, 1]]), torch.tensor([[0, 1]]))  # class 2 absent from the split
+    report = {"metrics": cm.compute(["a", "b", "c"]).to_dict(), "ratio": float("inf"), "nested": [float("nan"), 1.0]}
+    save_json(tmp_path / "r.json", report)
+
+    def refuse(token):
+        raise AssertionError(f"bare {token} in a report")
+
+    for text in ((tmp_path / "r.json").read_text(), json_text(report)):
+        data = json.loads(text, parse_constant=refuse)
+        assert data["metrics"]["per_class_iou"]["c"] is None and data["ratio"] is None
+        assert data["nested"] == [None, 1.0] and math.isfinite(data["metrics"]["miou"])

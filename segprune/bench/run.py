@@ -161,7 +161,7 @@ def bench(runners: dict[str, Any], settings: BenchSettings, threads: int | None 
         })
     return {"settings": {"data": settings.data, "split": settings.split, "input_size": list(settings.input_size),
                          "batch_size": settings.batch_size, "warmup": settings.warmup, "runs": settings.runs,
-                         "rounds": settings.rounds, **settings.extra},
+                         "rounds": settings.rounds, "accuracy": settings.accuracy, **settings.extra},
             "results": results, "ratios": ratios(results)}
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from segprune.cli.common import (
     MODEL_SOURCE_HELP,
     add_data_args,
+    add_input_size,
     add_output_args,
     add_runtime_args,
     add_source_args,
@@ -16,7 +17,6 @@ from segprune.cli.common import (
     load_model_for,
     parse_floats,
     parse_ints,
-    parse_size,
 )
 
 NAME = "analyze"
@@ -52,8 +52,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      help="modules whose outputs to measure (NAME:in for a module's input); default: the decoder")
     mdl.add_argument("--calib-images", type=int, default=64, metavar="N", help="images for the model pass")
     add_source_args(parser)
-    mdl.add_argument("--input-size", type=parse_size, default=None, metavar="HxW",
-                     help="resize model inputs to this size (the size the model was trained at)")
+    add_input_size(mdl, "the images' own size")
     parser.add_argument("--out", type=Path, default=Path("runs/analyze"), metavar="DIR",
                         help="folder for spectrum.json and the plots")
     parser.add_argument("--no-plots", action="store_true", help="write spectrum.json only")

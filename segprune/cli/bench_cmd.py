@@ -9,10 +9,10 @@ from pathlib import Path
 from segprune.cli.common import (
     DATA_HELP,
     MODEL_SOURCE_HELP,
+    add_input_size,
     add_output_args,
     add_source_args,
     emit,
-    parse_size,
 )
 
 NAME = "bench"
@@ -49,8 +49,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     data.add_argument("--data", default=None, metavar="SPEC",
                       help=f"images for accuracy and timing (default: synthetic scenes). {DATA_HELP}")
     data.add_argument("--split", default="val", help="split to evaluate on (all of it unless --max-images)")
-    data.add_argument("--input-size", type=parse_size, default=None, metavar="HxW",
-                      help="model input size (default: the size recorded in the first model)")
+    add_input_size(data, "the size recorded in the first model, else 360x480")
     data.add_argument("--batch-size", type=int, default=1, help="images per call, timed and evaluated")
     data.add_argument("--max-images", type=int, default=None, metavar="N",
                       help="evaluate on N evenly spread images instead of the full split (quick looks only)")
@@ -124,7 +123,8 @@ def bench_table(payload: dict) -> str:
     text = [format_table(rows, ["model", "backend", "precision", "device", "p50 ms", "p90 ms", "p99 ms", "mean ms",
                                 "std ms", "img/s", "mIoU", "mAcc"]),
             f"input {s['batch_size']}x3x{s['input_size'][0]}x{s['input_size'][1]}, {s['runs']} timed runs after "
-            f"{s['warmup']} warm-up, {s['rounds']} interleaved rounds; accuracy on {s['data']} {s['split']}"]
+            f"{s['warmup']} warm-up, {s['rounds']} interleaved rounds; "
+            + (f"accuracy on {s['data']} {s['split']}" if s.get("accuracy", True) else "latency only (--no-accuracy)")]
     if payload["ratios"]:
         rows = [[r["model"], r["baseline"], r["speedup_p50"], r.get("delta_miou", float("nan"))]
                 for r in payload["ratios"]]

@@ -8,13 +8,49 @@ than redeclaring them.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
 from typing import Any
 
-from segprune.io import json_default, save_json
+from segprune.io import json_text, save_json
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Appends an option's default to its help, unless there is none to tell (None, a False flag) or the
+    help already says it in words."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if action.default in (None, False, argparse.SUPPRESS) or "default" in text or not action.option_strings:
+            return text
+        return super()._get_help_string(action)
+
+
+class DeprecatedAlias(argparse.Action):
+    """An old spelling of an option: stores like the option it stands for and says, on stderr, which to use."""
+
+    def __init__(self, option_strings, dest, canonical: str = "", takes_value: bool = True, **kwargs) -> None:
+        super().__init__(option_strings, dest, nargs=None if takes_value else 0, **kwargs)
+        self.canonical, self.takes_value = canonical, takes_value
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        print(f"segprune: {option_string} is deprecated and goes in the next release: use {self.canonical}",
+              file=sys.stderr)
+        setattr(namespace, self.dest, values if self.takes_value else True)
+
+
+def add_alias(group, old: str, canonical: str, dest: str, *, flag: bool = False, type=None) -> None:
+    """Accept ``old`` for one release as a hidden, warning spelling of ``canonical`` (same ``dest``)."""
+    group.add_argument(old, dest=dest, action=DeprecatedAlias, canonical=canonical, takes_value=not flag,
+                       type=type, default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+
+
+def add_input_size(group, fallback: str) -> None:
+    """``--input-size``, declared once: the size the model runs at; ``fallback`` says what applies without it."""
+    group.add_argument("--input-size", type=parse_size, default=None, metavar="HxW",
+                       help="the size the model runs at (normally its training size): images are resized to it "
+                            f"before the model, and MACs and latency are counted at it (default: {fallback})")
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -98,7 +134,7 @@ def emit(args: argparse.Namespace, report: dict[str, Any], table: str) -> None:
     if getattr(args, "report", None):
         save_json(args.report, report)
     if getattr(args, "json", False):
-        json.dump(report, sys.stdout, indent=2, default=json_default)
+        sys.stdout.write(json_text(report, indent=2))
         sys.stdout.write("\n")
     else:
         print(table)
@@ -106,9 +142,10 @@ def emit(args: argparse.Namespace, report: dict[str, Any], table: str) -> None:
 
 def add_model_args(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("model")
-    group.add_argument("--model", default="deeplabv3plus_resnet18",
+    group.add_argument("--arch", default="deeplabv3plus_resnet18", metavar="NAME",
                        help="architecture_backbone, e.g. deeplabv3plus_resnet50 or dan_mobilenet_v2 "
                             "(`segprune info` lists them)")
+    add_alias(group, "--model", "--arch", "arch")
     group.add_argument("--output-stride", type=int, choices=(8, 16), default=None,
                        help="backbone output stride through dilation (model default: 16)")
     group.add_argument("--atrous-rates", type=parse_rates, default=None, metavar="R1,R2,R3|auto",
@@ -146,7 +183,7 @@ def build_or_load_model(args: argparse.Namespace, num_classes: int):
     if getattr(args, "init", None):
         model, _ = load_checkpoint(args.init, num_classes=num_classes)
         return model
-    model = create_model(args.model, num_classes=num_classes, **model_overrides(args))
+    model = create_model(args.arch, num_classes=num_classes, **model_overrides(args))
     rule = model.config.atrous_rule
     if rule and os.environ.get("RANK", "0") == "0":
         size = rule.rsplit(":", 1)[-1]

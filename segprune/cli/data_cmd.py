@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from segprune.cli.common import add_output_args, emit, parse_size
+from segprune.cli.common import HelpFormatter, add_output_args, emit, parse_size
 
 NAME = "data"
 HELP = "write the synthetic dataset, or check a dataset"
@@ -17,7 +17,7 @@ DESCRIPTION = ("`data synth` writes the generated road-like scenes in the folder
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     synth = sub.add_parser("synth", help="write the synthetic dataset as a folder dataset",
-                           formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                           formatter_class=HelpFormatter)
     synth.add_argument("--out", type=Path, required=True, metavar="DIR", help="destination folder (created if missing)")
     synth.add_argument("--train", type=int, default=64, metavar="N", help="number of training scenes to write")
     synth.add_argument("--val", type=int, default=16, metavar="N", help="number of validation scenes to write")
@@ -25,7 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     synth.add_argument("--classes", type=int, default=6, metavar="K", help="number of classes in the scenes (at least 2)")
     synth.add_argument("--seed", type=int, default=0, help="generator seed: the same seed writes the same files")
     check = sub.add_parser("check", help="validate every label of a split and print its class histogram",
-                           formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                           formatter_class=HelpFormatter)
     from segprune.cli.common import DATA_HELP
 
     check.add_argument("--data", required=True, metavar="SPEC", help=DATA_HELP)

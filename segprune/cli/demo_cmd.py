@@ -6,8 +6,16 @@ import argparse
 import sys
 from pathlib import Path
 
-from segprune.cli.common import DATA_HELP, add_output_args, add_runtime_args, apply_runtime, emit, parse_size
 from segprune.choices import IMPORTANCES
+from segprune.cli.common import (
+    DATA_HELP,
+    add_alias,
+    add_output_args,
+    add_runtime_args,
+    apply_runtime,
+    emit,
+    parse_size,
+)
 
 NAME = "demo"
 HELP = "run the pipeline end to end on the embedded synthetic dataset"
@@ -23,7 +31,9 @@ DESCRIPTION = ("The pipeline end to end on generated road-like scenes: (1) train
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", default="synthetic:n=160,size=96x128,classes=6,seed=0",
                         metavar="SPEC", help=DATA_HELP)
-    parser.add_argument("--model", default="deeplabv3plus_resnet18", help="model name (see `segprune info`)")
+    parser.add_argument("--arch", default="deeplabv3plus_resnet18", metavar="NAME",
+                        help="architecture_backbone to train (see `segprune info`)")
+    add_alias(parser, "--model", "--arch", "arch")
     parser.add_argument("--width", type=int, default=64, metavar="C",
                         help="ASPP and decoder width: the demo uses a narrow model to finish in minutes")
     parser.add_argument("--epochs", type=int, default=20, help="training epochs")
@@ -82,9 +92,9 @@ def run(args: argparse.Namespace) -> int:
     train_set = build_dataset(args.data, "train", transform=TrainTransform(cfg.crop_size, scale_range=cfg.scale_range))
     val_set = build_dataset(args.data, "val", transform=EvalTransform())
     seed_everything(args.seed)
-    model = create_model(args.model, num_classes=train_set.num_classes,
+    model = create_model(args.arch, num_classes=train_set.num_classes,
                          aspp_channels=args.width, decoder_channels=args.width)
-    print(f"[1/5] training {args.model} (width {args.width}) on {args.data}: "
+    print(f"[1/5] training {args.arch} (width {args.width}) on {args.data}: "
           f"{len(train_set)} train / {len(val_set)} val images", file=sys.stderr)
     summary = fit(model, train_set, val_set, cfg, args.out / "train", device=args.device, progress=progress)
 

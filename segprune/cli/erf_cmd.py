@@ -6,13 +6,14 @@ import argparse
 from pathlib import Path
 
 from segprune.cli.common import (
+    add_alias,
     add_data_args,
+    add_input_size,
     add_output_args,
     add_runtime_args,
     apply_runtime,
     emit,
     load_model_for,
-    parse_size,
 )
 
 NAME = "erf"
@@ -31,16 +32,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     erf = parser.add_argument_group("receptive field")
     erf.add_argument("--images", type=int, default=16, metavar="N",
                      help="images to accumulate, evenly spaced over the split (0 = all)")
-    erf.add_argument("--input-size", type=parse_size, default=None, metavar="HxW",
-                     help="resize images to this size first, e.g. the training crop the rates were sized for "
-                          "(default: the images' own size, which must then be the same for all)")
+    add_input_size(erf, "the images' own size, which must then be the same for all")
     erf.add_argument("--target", default="logits", metavar="NAME",
                      help="logits, or a module whose output's centre pixel is used instead, e.g. aspp")
     erf.add_argument("--log-scale", action="store_true",
                      help="log colour scale in erf.png (shows the faint outer lattice taps)")
     parser.add_argument("--out", type=Path, default=Path("runs/erf"), metavar="DIR",
                         help="folder for erf.json and erf.png")
-    parser.add_argument("--no-plot", action="store_true", help="write erf.json only")
+    parser.add_argument("--no-plots", action="store_true", help="write erf.json only")
+    add_alias(parser, "--no-plot", "--no-plots", "no_plots", flag=True)
     add_runtime_args(parser)
     add_output_args(parser)
 
@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     train_crop = (info.get("metadata") or {}).get("train", {}).get("crop_size")
     out = args.out
     figure = None
-    if not args.no_plot:
+    if not args.no_plots:
         h, w = result.size
         title = (f"ERF of {result.target} centre, {cfg.arch}_{cfg.backbone} OS{cfg.output_stride} rates "
                  f"{','.join(map(str, cfg.atrous_rates))}\n{result.images} images at {h}x{w}")

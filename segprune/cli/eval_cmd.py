@@ -7,13 +7,13 @@ import argparse
 from segprune.cli.common import (
     MODEL_SOURCE_HELP,
     add_data_args,
+    add_input_size,
     add_output_args,
     add_runtime_args,
     add_source_args,
     apply_runtime,
     emit,
     load_model_for,
-    parse_size,
 )
 
 NAME = "eval"
@@ -27,8 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("checkpoint", metavar="MODEL", help=MODEL_SOURCE_HELP)
     add_source_args(parser)
     add_data_args(parser, split="val")
-    parser.add_argument("--input-size", type=parse_size, default=None, metavar="HxW",
-                        help="resize inputs to this size before the model (the size it was trained for)")
+    add_input_size(parser, "the images' own size")
     parser.add_argument("--batch-size", type=int, default=4, help="images per forward pass")
     add_runtime_args(parser)
     add_output_args(parser)

@@ -9,18 +9,19 @@ from pathlib import Path
 from segprune.cli.common import (
     DATA_HELP,
     MODEL_SOURCE_HELP,
+    add_alias,
+    add_input_size,
     add_output_args,
     add_source_args,
     emit,
     load_model_for,
-    parse_size,
 )
 
 NAME = "export"
 HELP = "export a checkpoint to ONNX (fp32/fp16/int8) and TensorRT, with parity checks"
 DESCRIPTION = ("Export a model (a segprune checkpoint, an SMP save_pretrained folder, or weights with --arch) to ONNX with torch.onnx's dynamo exporter, check it with "
                "onnx.checker, simplify it with onnxslim, and write one file per --precision (fp16 by graph "
-               "conversion, int8 by Q/DQ nodes calibrated on --calib images: precision lives in the graph, as "
+               "conversion, int8 by Q/DQ nodes calibrated on --calib-images images: precision lives in the graph, as "
                "TensorRT 11's strongly typed builder requires). Every file is run in onnxruntime on real images "
                "and compared with PyTorch; a file below its argmax-agreement threshold is renamed "
                "*.PARITY-FAILED.onnx and the command exits 1. --tensorrt also builds engines (needs TensorRT).")
@@ -51,9 +52,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=None, metavar="DIR",
                         help="output folder (default: export/<checkpoint name>)")
     shape = parser.add_argument_group("graph")
-    shape.add_argument("--input-size", type=parse_size, default=None, metavar="HxW",
-                       help="input height and width; must be divisible by the output stride (default: the size "
-                            "the checkpoint was trained or pruned at, else 512x1024)")
+    add_input_size(shape, "the size the checkpoint was trained or pruned at, else 512x1024; it must be divisible "
+                          "by the output stride")
     shape.add_argument("--allow-unaligned", action="store_true",
                        help="accept an input size the output stride does not divide (e.g. CamVid's 360x480 at OS16) "
                             "for a model trained at that size")
@@ -65,7 +65,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     prec = parser.add_argument_group("precision")
     prec.add_argument("--precision", default="fp32", metavar="LIST",
                       help="comma-separated precisions to write: fp32, fp16, int8")
-    prec.add_argument("--calib", type=int, default=32, metavar="N", help="int8 calibration images from --data")
+    prec.add_argument("--calib-images", type=int, default=32, metavar="N",
+                      help="int8 calibration images from --data")
+    add_alias(prec, "--calib", "--calib-images", "calib_images", type=int)
     prec.add_argument("--calib-split", default="train", help="split the calibration images come from")
     prec.add_argument("--calib-method", default="percentile", choices=("percentile", "minmax", "entropy"),
                       help="int8 range calibration")
@@ -103,14 +105,14 @@ def run(args: argparse.Namespace) -> int:
     plan = ExportPlan(precisions=tuple(p.strip() for p in args.precision.split(",") if p.strip()),
                       calib_method=args.calib_method, min_agreement=args.min_agreement, tensorrt=args.tensorrt,
                       workspace_bytes=int(args.workspace * (1 << 30))).validate()
-    data = args.data or synthetic_spec(classes, size, n=max(args.parity_images, args.calib))
+    data = args.data or synthetic_spec(classes, size, n=max(args.parity_images, args.calib_images))
     out = args.out or Path("export") / Path(args.checkpoint).stem
 
     def batches(at: tuple[int, int], n: int):
         return image_batches(data, args.split, at, args.parity_images, n, classes)
 
     def calib(at: tuple[int, int]):
-        return image_batches(data, args.calib_split, at, args.calib, 1, classes)
+        return image_batches(data, args.calib_split, at, args.calib_images, 1, classes)
 
     log = (lambda _msg: None) if args.quiet else (lambda msg: print(msg, file=sys.stderr, flush=True))
     manifest = export_model(model, out, cfg, plan, batches, calib,

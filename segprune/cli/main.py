@@ -18,6 +18,7 @@ import traceback
 from collections.abc import Sequence
 
 from segprune import __version__
+from segprune.cli.common import HelpFormatter
 from segprune.errors import SegpruneError
 
 INTERNAL_ERROR = 3
@@ -35,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name in SUBCOMMANDS:
         module = importlib.import_module(f"segprune.cli.{name}_cmd")
         sp = sub.add_parser(name, help=module.HELP, description=module.DESCRIPTION,
-                            formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                            formatter_class=HelpFormatter)
         module.add_arguments(sp)
         sp.set_defaults(run=module.run)
     return parser

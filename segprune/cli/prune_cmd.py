@@ -7,9 +7,11 @@ import sys
 import time
 from pathlib import Path
 
+from segprune.choices import IMPORTANCES, SCOPES
 from segprune.cli.common import (
     MODEL_SOURCE_HELP,
     add_data_args,
+    add_input_size,
     add_output_args,
     add_runtime_args,
     add_source_args,
@@ -18,7 +20,6 @@ from segprune.cli.common import (
     load_model_for,
     parse_size,
 )
-from segprune.choices import IMPORTANCES, SCOPES
 
 NAME = "prune"
 HELP = "compress a checkpoint: feature truncation (--keep-freq), spectral channel pruning, fine-tuning"
@@ -36,8 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_data_args(parser)
     parser.add_argument("--train-split", default="train", help="split for calibration and fine-tuning")
     parser.add_argument("--val-split", default="val", help="split for the before/after scores")
-    parser.add_argument("--input-size", type=parse_size, default=None, metavar="HxW",
-                        help="the input size the model runs at (its training size); MACs are counted at it")
+    add_input_size(parser, "the label size of the val split")
     trunc = parser.add_argument_group("feature truncation")
     trunc.add_argument("--keep-freq", type=float, default=None, metavar="F",
                        help="fraction of the decoder's frequency band kept per axis, in (0, 1]; the decoder "

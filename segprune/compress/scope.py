@@ -18,8 +18,8 @@ import math
 
 from torch import nn
 
-from segprune.errors import ConfigError
 from segprune.choices import IMPORTANCES, SCOPES
+from segprune.errors import ConfigError
 from segprune.models.adapters import adapter_for
 
 __all__ = ["IMPORTANCES", "SCOPES", "check_scope", "ignored_layers", "in_scope", "scope_convs"]

@@ -27,7 +27,7 @@ from safetensors.torch import save_file
 from torch import nn
 
 from segprune.errors import CheckpointError, ConfigError
-from segprune.io import atomic_path, save_json
+from segprune.io import atomic_path, json_text, save_json
 from segprune.models.adapters import adapter_for, get_adapter
 from segprune.models.config import ModelConfig
 from segprune.models.files import check_file, sniff_format, state_dict_mismatch
@@ -48,7 +48,7 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, metadata: dict[st
     if adapter.family != NATIVE:
         header["family"] = adapter.family
     try:
-        text = json.dumps(header, default=_json_default)
+        text = json_text(header)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"checkpoint metadata is not JSON-serialisable ({exc}): pass numbers, strings, "
                           "lists and dicts") from None
@@ -75,14 +75,6 @@ def checkpoint_input_size(info: dict[str, Any]) -> tuple[int, int] | None:
 def sidecar_path(path: str | os.PathLike) -> Path:
     """``<path>.json``: the human-readable copy of a checkpoint's header."""
     return Path(f"{os.fspath(path)}.json")
-
-
-def _json_default(value: Any) -> Any:
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    if isinstance(value, os.PathLike):
-        return os.fspath(value)
-    raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
 
 
 def _tensors_for_saving(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -1,4 +1,13 @@
-"""The decoder grid: where ``--keep-freq`` turns into a feature-map size.
+"""The decoder grid: where ``--keep-freq`` turns into a feature-map size, and a label cut-off into a keep-freq.
+
+This module owns the keep-freq concept: its validation (:func:`check_keep`), the grid it
+selects (:func:`decoder_grid`), the resampling onto that grid (:func:`resize_to_grid`) and
+the conversion from a label cut-off frequency to the grid that resolves it and the
+keep-freq that yields that grid (:func:`recommend_grid`). A grid of ``n`` samples along an
+axis of ``N`` pixels resolves frequencies up to ``n/2`` cycles, i.e. the band fraction
+``n / N`` of the image's Nyquist; labels with cut-off ``f_c`` need ``n >= f_c * N`` per
+axis (RESEARCH.md 1.2(e)), and the decoder at output stride 4 gives that grid at
+``keep-freq = n / ceil(N / 4)``.
 
 The decoder of DeepLabV3+ and DAN normally runs at output stride 4 (the ``layer1`` grid).
 Feature truncation (DESIGN.md, key decision 1) runs it on ``ceil(f*H4) x ceil(f*W4)``
@@ -170,3 +179,32 @@ def resize_to_grid(x: torch.Tensor, size: tuple[int, int], mode: str) -> torch.T
     if mode == "spectral" and shrinks:
         return spectral_resize(x, size)
     return F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+
+
+STANDARD_STRIDES = (1, 2, 4, 8, 16, 32)
+
+
+def recommend_grid(cutoff: float, image_size: tuple[int, int], decoder_stride: int = 4,
+                   strides: tuple[int, ...] = STANDARD_STRIDES) -> dict:
+    """The smallest grid whose Nyquist band covers ``cutoff``, and what it means for a model.
+
+    ``output_stride`` is the coarsest standard stride whose grid is still at least that
+    size (rounding up to what the network's strides allow); ``keep_freq`` is the decoder
+    truncation that yields the grid itself, capped at 1 when the decoder grid is already
+    too coarse.
+    """
+    h, w = image_size
+    grid = (max(1, math.ceil(cutoff * h - 1e-9)), max(1, math.ceil(cutoff * w - 1e-9)))
+    fits = [s for s in strides if math.ceil(h / s) >= grid[0] and math.ceil(w / s) >= grid[1]]
+    stride = max(fits) if fits else min(strides)
+    dec = (math.ceil(h / decoder_stride), math.ceil(w / decoder_stride))
+    keep = min(1.0, max(grid[0] / dec[0], grid[1] / dec[1]))
+    return {
+        "cutoff": cutoff,
+        "grid": list(grid),
+        "output_stride": stride,
+        "stride_grid": [math.ceil(h / stride), math.ceil(w / stride)],
+        "decoder_grid": list(dec),
+        "keep_freq": keep,
+        "decoder_resolves_cutoff": keep < 1.0 or (dec[0] >= grid[0] and dec[1] >= grid[1]),
+    }

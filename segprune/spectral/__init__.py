@@ -5,6 +5,7 @@ documented in :mod:`segprune.spectral.bands` and the modules named below.
 """
 
 from segprune.data.labels import one_hot
+from segprune.models.grid import recommend_grid
 from segprune.spectral.analyze import analyze_labels, analyze_model, keep_from_energy
 from segprune.spectral.band_ce import band_ce_share, ce_by_band
 from segprune.spectral.bands import NBINS, band_grid, band_index, band_mask, band_radius, check_keep
@@ -16,7 +17,6 @@ from segprune.spectral.features import (
     recording,
     resolve_layers,
 )
-from segprune.spectral.grid import recommend_grid
 from segprune.spectral.spectrum import LabelSpectrum, power_spectrum
 from segprune.spectral.transforms import dct_matrix
 

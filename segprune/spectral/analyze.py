@@ -21,11 +21,11 @@ from tqdm import tqdm
 from segprune.data.blocks import annotation_cost
 from segprune.data.loader import spread
 from segprune.errors import DataError
+from segprune.models.grid import recommend_grid
 from segprune.spectral.band_ce import band_ce_share, ce_by_band
 from segprune.spectral.bands import NBINS, band_grid, check_keep
 from segprune.spectral.ceilings import Ceilings
 from segprune.spectral.features import FeatureSpectra, recording
-from segprune.spectral.grid import recommend_grid
 from segprune.spectral.spectrum import LabelSpectrum
 
 DEFAULT_TAUS = (0.90, 0.95, 0.99)

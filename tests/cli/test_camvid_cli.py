@@ -13,7 +13,7 @@ from segprune.cli.main import main
 @pytest.mark.slow
 def test_train_and_eval_run_on_camvid(camvid_root, tmp_path, capsys) -> None:
     run = tmp_path / "run"
-    code = main(["train", "--model", "deeplabv3plus_resnet18", "--data", f"camvid:{camvid_root}", "--epochs", "1",
+    code = main(["train", "--arch", "deeplabv3plus_resnet18", "--data", f"camvid:{camvid_root}", "--epochs", "1",
                  "--batch-size", "16", "--base-size", "45x60", "--crop-size", "45x60", "--eval-size", "45x60",
                  "--aspp-channels", "8", "--decoder-channels", "8", "--optimizer", "adamw", "--lr", "3e-3",
                  "--out", str(run), "--no-progress", "--json"])

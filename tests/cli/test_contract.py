@@ -35,3 +35,29 @@ def test_exit_codes_by_class_of_failure(tmp_path, monkeypatch, capsys) -> None:
     assert main(["info"]) == 3
     err = capsys.readouterr().err
     assert "internal error (RuntimeError: planted bug); this is a bug in segprune" in err and "Traceback" in err
+
+
+@pytest.mark.parametrize("argv, dest, value, canonical", [
+    (["train", "--data", "synthetic", "--model", "dan_resnet18"], "arch", "dan_resnet18", "--arch"),
+    (["demo", "--model", "dan_resnet18"], "arch", "dan_resnet18", "--arch"),
+    (["export", "m.safetensors", "--calib", "7"], "calib_images", 7, "--calib-images"),
+    (["erf", "m.safetensors", "--data", "synthetic", "--no-plot"], "no_plots", True, "--no-plots"),
+])
+def test_old_spellings_still_work_for_a_release_and_say_the_new_one(argv, dest, value, canonical, capsys) -> None:
+    from segprune.cli.main import build_parser
+
+    args = build_parser().parse_args(argv)
+    assert getattr(args, dest) == value
+    assert f"is deprecated and goes in the next release: use {canonical}" in capsys.readouterr().err
+    old = {"--model", "--calib", "--no-plot"}
+    args = build_parser().parse_args([canonical if a in old else a for a in argv])
+    assert getattr(args, dest) == value and "deprecated" not in capsys.readouterr().err
+
+
+def test_help_shows_no_empty_defaults() -> None:
+    from segprune.cli.main import build_parser
+
+    parser = build_parser()
+    for name in SUBCOMMANDS:
+        text = parser._subparsers._group_actions[0].choices[name].format_help()
+        assert "(default: None)" not in text and "(default: False)" not in text, name

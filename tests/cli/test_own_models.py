@@ -35,7 +35,7 @@ def test_smp_folder_goes_through_prune_export_and_bench(smp_folder, tmp_path) ->
     original, compressed, tuned = report["stages"]
     assert compressed["gmacs"] <= 0.6 * original["gmacs"] and tuned["gmacs"] == compressed["gmacs"]
     code, stdout, stderr = run_cli(["export", out / "model.safetensors", "--out", tmp_path / "onnx", "--data", DATA,
-                                    "--input-size", "64x96", "--precision", "fp32,int8", "--calib", "4",
+                                    "--input-size", "64x96", "--precision", "fp32,int8", "--calib-images", "4",
                                     "--parity-images", "2", "--quiet", "--json"])
     assert code == 0, stderr
     manifest = json.loads(stdout)
@@ -74,3 +74,13 @@ def test_unsupported_smp_architecture_is_one_line(tmp_path) -> None:
     assert code == 2 and "Traceback" not in stderr
     assert "SMP model 'FPN' has no segprune adapter: supported are DeepLabV3Plus" in stderr
     assert not (tmp_path / "out").exists()  # nothing half-written
+
+
+def test_analyze_measures_the_smp_decoder(smp_folder, tmp_path) -> None:
+    code, stdout, stderr = run_cli(["analyze", "--data", DATA, "--model", smp_folder, "--input-size", "64x96",
+                                    "--keep-freq", "0.5", "--ceiling-images", "-1", "--calib-images", "2",
+                                    "--out", tmp_path / "a", "--no-plots", "--no-progress", "--json"])
+    assert code == 0, stderr
+    features = json.loads(stdout)["model"]["features"]
+    assert set(features) == {"decoder.block2:in", "decoder.block2"}
+    assert features["decoder.block2"]["channels"] == 32

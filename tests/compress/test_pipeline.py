@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 
@@ -61,3 +63,35 @@ def test_a_truncated_model_is_never_widened_and_failures_leave_it_unchanged() ->
         compress_(model, CompressConfig(keep_freq=0.25, channel_ratio=0.5), example=SIZE)
     assert model.config.decoder_keep == 0.5
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+@pytest.mark.parametrize("family", ["segprune", "smp"])
+def test_python_path_compress_export_bench(family, tmp_path) -> None:
+    """The library path a user's script takes: compress_, finetune, export_model, bench, for both families."""
+    from segprune.bench import BenchSettings, bench, open_runner
+    from segprune.data import build_dataset, image_batches
+    from segprune.export import ExportConfig, ExportPlan, export_model
+    from segprune.train import FinetuneConfig, finetune
+
+    data, size = "synthetic:n=6,n_val=3,size=64x96,classes=3", (64, 96)
+    torch.manual_seed(0)
+    if family == "smp":
+        smp = pytest.importorskip("segmentation_models_pytorch", reason="SMP not installed: pip install 'segprune[smp]'")
+        model = smp.DeepLabV3Plus(encoder_name="resnet18", encoder_weights=None, classes=3, decoder_channels=32)
+    else:
+        model = tiny_model(aspp_channels=16, decoder_channels=16)
+    teacher = copy.deepcopy(model).eval()
+    calib = [torch.from_numpy(b) for b in image_batches(data, "train", size, 4, 2)]
+    result = compress_(model, CompressConfig(keep_freq=0.5, target_macs=0.8, scope="all", round_to=4),
+                       example=size, calib=calib)
+    assert result.family == family and result.macs_fraction <= 0.8
+    finetune(model, build_dataset(data, "train"), build_dataset(data, "val"),
+             FinetuneConfig(epochs=1, batch_size=3, crop_size=size, input_size=size, kd=1.0), tmp_path / "ft",
+             teacher=teacher, device="cpu", progress=False)
+    manifest = export_model(model, tmp_path / "onnx", ExportConfig(size), ExportPlan(("fp32",)),
+                            lambda at, n: image_batches(data, "val", at, 2, n, 3), log=lambda _msg: None)
+    assert manifest["family"] == family and manifest["files"]["fp32"]["passed"]
+    runner = open_runner(tmp_path / "onnx" / "model.fp32.onnx")
+    payload = bench({"compressed": runner}, BenchSettings(data=data, input_size=size, runs=2, warmup=1, rounds=1,
+                                                          progress=False))
+    assert payload["results"][0]["accuracy"]["miou"] >= 0

@@ -102,7 +102,7 @@ def test_erf_command_writes_json_and_png(tmp_path, capsys) -> None:
     assert (out / "erf.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not [p for p in out.iterdir() if p.name.startswith(".")]    # no temp files left behind
     code = main(["erf", str(ckpt), "--data", "synthetic:n=2,size=64x96,classes=3", "--images", "1",
-                 "--input-size", "32x48", "--out", str(out), "--no-progress", "--no-plot", "--json"])
+                 "--input-size", "32x48", "--out", str(out), "--no-progress", "--no-plots", "--json"])
     assert code == 0 and json.loads(capsys.readouterr().out)["image_size"] == [32, 48]
 
 
