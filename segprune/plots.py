@@ -115,6 +115,21 @@ def plot_feature_heatmap(energy: dict[str, torch.Tensor], path: Path, bins: int 
 
 
 
+def plot_bench(measured: dict[str, Any], path: Path, title: str) -> Path:
+    """mIoU against p50 latency of every model of one bench run (``segprune.bench.bench``'s payload)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    for i, r in enumerate(measured["results"]):
+        acc = (r.get("accuracy") or {}).get("miou", float("nan"))
+        ax.scatter(r["latency"]["p50_ms"], acc, s=50, color=f"C{i}", label=r["label"])
+    s = measured["settings"]
+    ax.set(xlabel=f"{measured['results'][0]['backend']} p50 latency at {s['input_size'][0]}x{s['input_size'][1]} (ms)",
+           ylabel="val mIoU", title=title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return _save(fig, path)
+
+
 def plot_erf(erf: torch.Tensor, centre: tuple[float, float], radii: dict[str, float], path: Path,
              log_scale: bool = False, title: str = "Effective receptive field") -> Path:
     """The ERF map (sums to 1) with a circle around ``centre`` at each radius in ``radii``.

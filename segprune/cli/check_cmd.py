@@ -42,13 +42,13 @@ def run(args: argparse.Namespace) -> int:
     from segprune.errors import ConfigError, RegressionFound
     from segprune.io import load_json
     from segprune.regress import Tolerances, check_report, load_baselines, outcome_table
+    from segprune.regress.schema import check_bench_report
     from segprune.report import make_report
 
     if not args.result.is_file():
         raise ConfigError(f"{args.result} does not exist: write one with `segprune bench MODEL --report {args.result}`")
     report = load_json(args.result)
-    if not str(report.get("schema", "")).startswith("segprune.bench/"):
-        raise ConfigError(f"{args.result} is not a segprune bench report (schema {report.get('schema')!r})")
+    check_bench_report(report, str(args.result))
     entries = load_baselines(args.baseline)
     tol = Tolerances(miou=args.miou_tol, latency=args.latency_tol, remeasure=args.remeasure)
     outcomes = check_report(report, entries, tol)

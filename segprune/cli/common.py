@@ -226,3 +226,34 @@ def load_model_for(source: str | Path, dataset, device_name: str | None, args: a
         raise CheckpointError(f"model {source} predicts {classes} classes, the data has {dataset.num_classes}: "
                               "pass the dataset the model was trained on")
     return model, device, info
+
+
+def prepare_output_dir(path: Path, *, resume: bool = False, overwrite: bool = False,
+                       owned: tuple[str, ...] = ()) -> None:
+    """Check, before any work, that ``path`` can take a run's outputs without losing a user's results.
+
+    A folder that already holds one of the ``owned`` files (what the command writes) is refused
+    unless ``resume`` (continue it) or ``overwrite`` (those files are removed now, so an old
+    run's files never mix with the new one's). A path that is a file, or a folder that cannot
+    be written, is refused at once rather than after the work.
+    """
+    from segprune.errors import ConfigError
+
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"--out {path} is a file: pass a folder for the outputs")
+    existing = [name for name in owned if (path / name).exists()]
+    if existing and not resume and not overwrite:
+        raise ConfigError(f"--out {path} already holds a run ({', '.join(existing[:3])}): pass --resume to continue "
+                          "it, --overwrite to replace it, or another --out")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".segprune-write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise ConfigError(f"--out {path} cannot be written ({exc.strerror or exc}): pass a writable folder") from None
+    if overwrite and not resume:
+        for name in existing:
+            target = path / name
+            if target.is_file():
+                target.unlink()

@@ -15,6 +15,7 @@ from segprune.cli.common import (
     emit,
     parse_floats,
     parse_size,
+    prepare_output_dir,
 )
 
 NAME = "train"
@@ -22,6 +23,11 @@ HELP = "train a model (baseline checkpoint when you have none)"
 DESCRIPTION = ("Train DeepLabV3+ or DAN on a dataset. Writes best.safetensors, last.safetensors (+ .json configs), "
                "last.state.safetensors (for --resume) and history.json into --out. Runs under "
                "`torchrun --nproc_per_node N` for multi-GPU DistributedDataParallel training.")
+
+
+# What a training run writes into --out: a folder holding any of these is a run.
+RUN_FILES = ("last.safetensors", "last.safetensors.json", "last.state.safetensors", "best.safetensors",
+             "best.safetensors.json", "history.json")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -58,6 +64,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     run = parser.add_argument_group("run")
     run.add_argument("--out", type=Path, default=Path("runs/train"), metavar="DIR", help="run folder for checkpoints, training state and history")
     run.add_argument("--resume", action="store_true", help="continue the run in --out from its last epoch")
+    run.add_argument("--overwrite", action="store_true",
+                     help="replace the run already in --out (its checkpoints, state and history are removed first)")
     run.add_argument("--stop-after", type=int, default=None, metavar="N",
                      help="stop after epoch N without changing the schedule; continue later with --resume")
     add_runtime_args(parser)
@@ -67,10 +75,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from segprune.data import EvalTransform, TrainTransform, build_dataset
     from segprune.data.blocks import BlockLabelTransform
+    from segprune.errors import ConfigError
     from segprune.report import make_report, metrics_table
     from segprune.train import TrainConfig, fit, seed_everything
 
     apply_runtime(args)
+    if args.resume and args.overwrite:
+        raise ConfigError("give --resume or --overwrite, not both")
     cfg = TrainConfig(
         epochs=args.epochs, batch_size=args.batch_size, optimizer=args.optimizer, lr=args.lr,
         momentum=args.momentum, weight_decay=args.weight_decay, warmup_iters=args.warmup_iters,
@@ -85,6 +96,7 @@ def run(args: argparse.Namespace) -> int:
     val_set = build_dataset(args.data, args.val_split, transform=EvalTransform())
     seed_everything(cfg.seed)
     model = build_or_load_model(args, train_set.num_classes)
+    prepare_output_dir(args.out, resume=args.resume, overwrite=args.overwrite, owned=RUN_FILES)
     summary = fit(model, train_set, val_set, cfg, args.out, device=args.device, resume=args.resume,
                   progress=not args.no_progress, stop_after=args.stop_after)
     report = make_report("train", data=args.data, block_labels=args.block_labels and

@@ -19,6 +19,7 @@ from typing import Any
 
 from segprune.errors import ConfigError
 from segprune.io import load_json, save_json
+from segprune.regress.schema import check_baseline_entries
 
 SCHEMA = "segprune.baselines/1"
 FILE = "baselines.json"
@@ -38,15 +39,19 @@ def describe_key(key: tuple) -> str:
 def load_baselines(card_dir: str | Path) -> list[dict[str, Any]]:
     """The entries recorded in ``card_dir`` (an empty list when none have been recorded yet)."""
     path = Path(card_dir) / FILE
+    if Path(card_dir).is_file():
+        raise ConfigError(f"baseline {card_dir} is a file: pass its model card folder (models/<name>/), which holds "
+                          f"{FILE}")
     if not Path(card_dir).is_dir():
         raise ConfigError(f"baseline folder {card_dir} does not exist: create it (models/<name>/) and record with "
                           f"`segprune bench MODEL --record {card_dir}`")
     if not path.is_file():
         return []
     doc = load_json(path)
-    if doc.get("schema") != SCHEMA:
-        raise ConfigError(f"{path} has schema {doc.get('schema')!r}, this segprune reads {SCHEMA}: record it again")
-    return list(doc.get("entries", []))
+    if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
+        schema = doc.get("schema") if isinstance(doc, dict) else type(doc).__name__
+        raise ConfigError(f"{path} has schema {schema!r}, this segprune reads {SCHEMA}: record it again")
+    return list(check_baseline_entries(doc.get("entries", []), str(path)))
 
 
 def entry_from_result(result: dict[str, Any], created: str | None = None) -> dict[str, Any]:

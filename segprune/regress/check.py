@@ -19,11 +19,13 @@ A planted slowdown moves every series, so it still fails; the benchmark
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from segprune.errors import ConfigError
 from segprune.regress.baselines import describe_key, entry_key, find_baseline
 
 Z = 3.0
@@ -35,6 +37,14 @@ class Tolerances:
     miou: float = 0.5  # absolute mIoU points
     latency: float = 0.10  # relative to the baseline p50
     remeasure: int = 3  # extra timing series before a latency failure stands
+
+    def __post_init__(self) -> None:
+        for name, option in (("miou", "--miou-tol"), ("latency", "--latency-tol")):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+                raise ConfigError(f"{option} {value!r} is not valid: use a finite number >= 0")
+        if isinstance(self.remeasure, bool) or not isinstance(self.remeasure, int) or self.remeasure < 0:
+            raise ConfigError(f"--remeasure {self.remeasure!r} is not valid: use an integer >= 0")
 
 
 @dataclass
@@ -88,6 +98,9 @@ def dataset_identity(acc: dict[str, Any]) -> tuple:
 
 def check_accuracy(result: dict[str, Any], base: dict[str, Any], tol: float) -> list[CheckRow]:
     acc, ref = result.get("accuracy"), base.get("accuracy")
+    if ref and not acc:  # the baseline guards accuracy: a result that did not measure it cannot pass it
+        return [CheckRow("mIoU", ref["miou"], float("nan"), ref["miou"] - tol, False,
+                         "not measured: the result was benchmarked with --no-accuracy, the baseline has accuracy")]
     if not acc or not ref:
         return []
     note = ""

@@ -96,12 +96,14 @@ class Gate:
               remeasure: int = 3, **bench_options: Any) -> GateResult:
         """Benchmark ``model`` and fail the calling test on a regression against ``baseline``."""
         from segprune.regress import Tolerances, check_report, load_baselines, outcome_table, record_baselines
+        from segprune.regress.schema import check_bench_report
 
+        tol = Tolerances(miou=miou_tol, latency=latency_tol, remeasure=remeasure)  # checked before measuring
         report = self.measure(model, **bench_options)
+        check_bench_report(report, str(model))
         if self.record:
             record_baselines(baseline, report)
         entries = load_baselines(baseline)
-        tol = Tolerances(miou=miou_tol, latency=latency_tol, remeasure=remeasure)
         outcomes = check_report(report, entries, tol)
         result = GateResult(report, outcomes, outcome_table(outcomes))
         missing = [o.key for o in outcomes if o.missing]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field, fields
 
 from segprune.errors import ConfigError
@@ -44,8 +45,18 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "eval_every"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
+        for name in ("lr", "momentum", "weight_decay", "poly_power", "grad_clip"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                      or not math.isfinite(value)):
+                raise ConfigError(f"--{name.replace('_', '-')} {value!r} is not a finite number")
+        if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in self.scale_range):
+            raise ConfigError(f"scale range {self.scale_range} must be finite numbers")
         if self.lr <= 0:
             raise ConfigError(f"lr must be positive, got {self.lr}")
+        if self.weight_decay < 0 or self.momentum < 0 or self.poly_power <= 0:
+            raise ConfigError("weight decay and momentum must be >= 0 and the poly power > 0, got "
+                              f"{self.weight_decay}, {self.momentum} and {self.poly_power}")
         if min(self.crop_size) < 8:
             raise ConfigError(f"crop size {self.crop_size} is too small: use at least 8x8")
         lo, hi = self.scale_range

@@ -8,6 +8,7 @@ exact resume (model, optimizer, scheduler, scaler, epoch, RNG) from ``last``.
 
 from __future__ import annotations
 
+import math
 import random
 import sys
 import time
@@ -22,7 +23,7 @@ from torch import nn
 from tqdm import tqdm
 
 from segprune.data import make_loader
-from segprune.errors import CheckpointError
+from segprune.errors import CheckpointError, SegpruneError
 from segprune.io import save_json
 from segprune.models import save_checkpoint
 from segprune.train.config import TrainConfig
@@ -38,6 +39,10 @@ from segprune.train.evaluate import evaluate
 from segprune.train.losses import CrossEntropy
 from segprune.train.schedule import build_optimizer, build_scheduler
 from segprune.train.state import load_train_state, save_train_state
+
+
+class TrainingDiverged(SegpruneError):
+    """The loss became NaN or infinite: the options (learning rate, data) made training diverge."""
 
 
 def seed_everything(seed: int) -> None:
@@ -149,8 +154,14 @@ def fit(model: nn.Module, train_set, val_set, cfg: TrainConfig, out_dir: str | P
             scaler.step(optimizer)
             scaler.update()
             scheduler.step()
+            value = float(loss.detach())
+            if not math.isfinite(value):
+                kept = f"; {out} holds the last finished epoch" if out else ""
+                raise TrainingDiverged(f"the training loss became {value} at epoch {epoch + 1}: the run diverged "
+                                       f"(lower --lr, now {cfg.lr:g}, or set --grad-clip); nothing of this epoch was "
+                                       f"saved{kept}")
             seen += images.shape[0]
-            loss_sum += float(loss.detach()) * images.shape[0]
+            loss_sum += value * images.shape[0]
             rate = seen * ctx.world_size / max(time.perf_counter() - t0, 1e-9)
             bar.set_postfix(loss=f"{loss.item():.3f}", img_s=f"{rate:.1f}", lr=f"{scheduler.get_last_lr()[0]:.2e}")
         train_seconds = time.perf_counter() - t0
@@ -192,6 +203,16 @@ def fit(model: nn.Module, train_set, val_set, cfg: TrainConfig, out_dir: str | P
     return summary
 
 
+def checkpoint_epoch(path: Path) -> int | None:
+    """The epoch recorded in a training checkpoint's metadata (None when it has none or cannot be read)."""
+    from segprune.models import read_checkpoint_header
+
+    try:
+        return (read_checkpoint_header(path).get("metadata") or {}).get("epoch")
+    except CheckpointError:
+        return None
+
+
 def _epoch_line(r: dict) -> str:
     parts = [f"epoch {r['epoch']}", f"loss {r['loss']:.4f}", f"{r['train_images_per_s']:.1f} img/s"]
     if "miou" in r:
@@ -204,6 +225,12 @@ def _resume(out: Path | None, core: nn.Module, wrapper: nn.Module | None, optimi
     if out is None:
         raise CheckpointError("resume needs the run folder: pass --out DIR of the run to continue")
     state = load_train_state(out / "last.state.safetensors")
+    weights_epoch = checkpoint_epoch(out / "last.safetensors")
+    if weights_epoch != state["epoch"]:
+        raise CheckpointError(f"{out}: last.safetensors holds epoch {weights_epoch} but last.state.safetensors epoch "
+                              f"{state['epoch']}: the run was interrupted while saving; continuing would train from "
+                              "mismatched weights and optimizer state. Start again in a new --out, or copy "
+                              "best.safetensors as --init")
     try:
         weights = load_file(str(out / "last.safetensors"), device=str(ctx.device))
         core.load_state_dict(weights, strict=True)
