@@ -33,3 +33,10 @@ bench-camvid: $(STAMP)
 
 clean-venv:
 	rm -rf $(VENV)
+
+# On a machine with an NVIDIA GPU: the cuda/tensorrt-marked tests, then unpruned vs compressed
+# DeepLabV3+ R18 latency (PyTorch CUDA variants, TensorRT where installed) -> benchmarks/results/gpu_<device>.json
+# (on a machine without network, run `python benchmarks/gpu_check.py` with the python that has torch instead)
+.PHONY: gpu-check
+gpu-check: $(STAMP)
+	$(PY) benchmarks/gpu_check.py $(GPU_CHECK_ARGS)

@@ -24,13 +24,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: PyTorch's choice)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "demo.json",
                         help="the JSON report (a PNG is written beside it)")
+    parser.add_argument("--work", type=Path, default=None,
+                        help="keep the demo's outputs (checkpoints, ONNX files) here, e.g. to record baselines "
+                             "from them (default: a temporary folder)")
     args = parser.parse_args(argv)
 
     from segprune.demo import DemoConfig, run_demo
     from segprune.io import save_json
 
     cfg = DemoConfig(threads=args.threads, progress=False)
-    with tempfile.TemporaryDirectory() as work:
+    with tempfile.TemporaryDirectory() as scratch:
+        work = args.work or Path(scratch)
         started = time.perf_counter()
         report = run_demo(cfg, work)
         seconds = time.perf_counter() - started

@@ -45,7 +45,7 @@ def tiny_export(tiny_checkpoint, tmp_path_factory) -> Path:
     torch.set_num_threads(1)
     out = tmp_path_factory.mktemp("tiny_export")
     code, _, err = run_cli(["export", tiny_checkpoint, "--out", out, "--input-size", "32x48", "--precision",
-                            "fp32,fp16,int8", "--dynamic", "batch,hw", "--calib-images", "8", "--parity-images", "4",
+                            "fp32,fp16,int8", "--int8-rest", "fp16", "--dynamic", "batch,hw", "--calib-images", "8", "--parity-images", "4",
                             "--quiet"])
     assert code == 0, err
     return out

@@ -2,8 +2,11 @@
 
 A runner takes a float32 NCHW array of normalised images and returns float32 logits; it
 also times itself (``time_inference``), because only the backend knows how to time itself
-properly (CUDA events for PyTorch on a GPU, ``perf_counter`` around synchronous calls
-elsewhere). ``MODEL`` may be a checkpoint (torch), an ONNX file (onnxruntime), an engine
+properly. Every runner names the timings it offers in ``timings``, the first being the one
+its ``latency`` is reported in: GPU runners (PyTorch on CUDA, TensorRT) offer ``device``
+(CUDA events around the execution, the input already on the GPU) and ``end_to_end``
+(``perf_counter`` around a call from a host array to host logits); CPU runners offer
+``end_to_end`` only, where the two are the same thing. ``MODEL`` may be a checkpoint (torch), an ONNX file (onnxruntime), an engine
 (tensorrt) or an export folder, where ``--precision`` picks ``model.<precision>.onnx``.
 """
 
@@ -105,35 +108,46 @@ class TorchRunner:
     def __call__(self, images: np.ndarray) -> np.ndarray:
         return self.predict(torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32))).numpy()
 
+    @property
+    def timings(self) -> tuple[str, ...]:
+        """``device`` and ``end_to_end`` on CUDA; ``end_to_end`` on the CPU (see the module docstring)."""
+        return ("device", "end_to_end") if self.device.type == "cuda" else ("end_to_end",)
+
     @torch.no_grad()
-    def time_inference(self, images: np.ndarray, warmup: int, runs: int) -> list[float]:
-        """Per-run seconds of the forward pass alone (input already on the device)."""
+    def time_inference(self, images: np.ndarray, warmup: int, runs: int, kind: str | None = None) -> list[float]:
+        """Per-run seconds: ``device`` (CUDA events around the forward, input already on the GPU) or
+        ``end_to_end`` (``perf_counter`` around numpy images -> numpy logits, copies and sync included)."""
+        kind = kind or self.timings[0]
+        if kind not in self.timings:
+            raise ConfigError(f"the torch backend on {self.device.type} times {', '.join(self.timings)}, not {kind}")
+        if kind == "end_to_end":
+            for _ in range(warmup):
+                self(images)
+            times = []
+            for _ in range(runs):
+                t0 = time.perf_counter()
+                self(images)
+                times.append(time.perf_counter() - t0)
+            return times
         x = torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32)).to(self.device)
-        cuda = self.device.type == "cuda"
         with torch.autocast("cuda", dtype=torch.float16, enabled=self.precision == "fp16"):
             for _ in range(warmup):
                 self.model(x)
-            if cuda:
-                torch.cuda.synchronize(self.device)
+            torch.cuda.synchronize(self.device)
             times = []
             for _ in range(runs):
-                if cuda:
-                    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-                    start.record()
-                    self.model(x)
-                    end.record()
-                    end.synchronize()
-                    times.append(start.elapsed_time(end) / 1e3)
-                else:
-                    t0 = time.perf_counter()
-                    self.model(x)
-                    times.append(time.perf_counter() - t0)
+                start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+                start.record()
+                self.model(x)
+                end.record()
+                end.synchronize()
+                times.append(start.elapsed_time(end) / 1e3)
         return times
 
     def info(self) -> dict[str, Any]:
         return {"backend": self.name, "file": str(self.path), "precision": self.precision, "torch": torch.__version__,
                 "device": str(self.device), "compiled": self.compiled, "cuda_graphs": self.cuda_graphs,
-                "threads": torch.get_num_threads()}
+                "threads": torch.get_num_threads(), "timings": list(self.timings)}
 
     def close(self) -> None:
         self.model = None
@@ -173,6 +187,11 @@ def open_runner(path: str | Path, backend: str | None = None, *, device: str = "
         raise ConfigError(f"{file.name} is a {runner.precision} graph, you asked for --precision {precision}: "
                           f"export one with `segprune export CKPT --precision {precision}`")
     return runner
+
+
+def runner_timings(runner) -> tuple[str, ...]:
+    """The timings a runner offers, first the one its latency is reported in (``end_to_end`` when it says none)."""
+    return tuple(getattr(runner, "timings", None) or ("end_to_end",))
 
 
 def runner_num_classes(runner) -> int | None:

@@ -3,7 +3,11 @@
 The record for each model has one schema whatever the backend (``segprune.bench/1``), so a
 result from onnxruntime on a laptop and one from TensorRT on a GPU are compared field by
 field, and ``segprune check`` can match it to a baseline by backend, precision, input shape
-and device.
+and device. ``latency`` is in the runner's first timing, named in ``timing``: ``device``
+for GPU runners (CUDA events around the execution, input already on the GPU),
+``end_to_end`` otherwise; ``latency_end_to_end`` is there for every runner (the same figures
+as ``latency`` on the CPU). Ratios compare like with like: the first timing when both
+models share it, else end to end.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from segprune.bench.backends import runner_num_classes
+from segprune.bench.backends import runner_num_classes, runner_timings
 from segprune.bench.timing import measure, ratio
 from segprune.errors import DataError
 from segprune.io import path_sha256
@@ -87,7 +91,11 @@ def _cpu_name() -> str:
 
 
 def default_input_size(runner, fallback: tuple[int, int] = (360, 480)) -> tuple[int, int]:
-    """The size a model was exported, pruned or trained at, as recorded in its file; else ``fallback``."""
+    """The size a model was exported, pruned or trained at, as recorded in its file; else ``fallback``.
+
+    An engine records it in its sidecar (the optimization profile's opt shape), an ONNX
+    file in its metadata, a checkpoint in its config.
+    """
     from segprune.models import checkpoint_input_size
 
     meta = getattr(runner, "metadata", None) or {}
@@ -142,20 +150,26 @@ def bench(runners: dict[str, Any], settings: BenchSettings, threads: int | None 
     from tqdm import tqdm
 
     images = latency_images(settings)
-    timers = {label: (lambda w, n, r=r: r.time_inference(images, w, n)) for label, r in runners.items()}
+    timers = {}
+    for label, runner in runners.items():
+        for kind in runner_timings(runner):
+            timers[(label, kind)] = (lambda w, n, r=runner, k=kind: _timed(r, images, w, n, k))
     latency = measure(timers, warmup=settings.warmup, runs=settings.runs, rounds=settings.rounds,
                       batch_size=settings.batch_size)
     results = []
     for label, runner in tqdm(runners.items(), desc="accuracy", disable=not settings.progress or not settings.accuracy,
                               leave=False):
         info = runner.info()
-        stats, times = latency[label]
+        kinds = runner_timings(runner)
+        stats, times = latency[(label, kinds[0])]
+        end_to_end = latency[(label, "end_to_end")][0].to_dict() if "end_to_end" in kinds else None
         results.append({
             "label": label, "model": str(runner.path), "model_sha256": path_sha256(runner.path),
             "backend": runner.name, "precision": runner.precision,
             "device": device_identity(runner, threads),
             "input_shape": [settings.batch_size, 3, *settings.input_size],
-            "latency": stats.to_dict(), "times_ms": [round(1e3 * t, 4) for t in times],
+            "timing": kinds[0], "latency": stats.to_dict(), "times_ms": [round(1e3 * t, 4) for t in times],
+            "latency_end_to_end": end_to_end,
             "accuracy": evaluate_runner(runner, settings) if settings.accuracy else None,
             "runner": info,
         })
@@ -165,16 +179,36 @@ def bench(runners: dict[str, Any], settings: BenchSettings, threads: int | None 
             "results": results, "ratios": ratios(results)}
 
 
+def _timed(runner, images: np.ndarray, warmup: int, runs: int, kind: str) -> list[float]:
+    """One runner's timer for one timing; runners that offer a single timing take no ``kind``."""
+    if len(runner_timings(runner)) == 1:
+        return runner.time_inference(images, warmup, runs)
+    return runner.time_inference(images, warmup, runs, kind=kind)
+
+
+def latency_of(result: dict[str, Any], kind: str) -> dict[str, Any] | None:
+    """A result's latency statistics in timing ``kind`` (None when it was not measured that way)."""
+    if result.get("timing", "end_to_end") == kind:
+        return result["latency"]
+    return result.get("latency_end_to_end") if kind == "end_to_end" else None
+
+
 def ratios(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Every result against the first: speed-up (first p50 / this p50) and mIoU difference."""
+    """Every result against the first: speed-up (first p50 / this p50) in a timing both share, and mIoU difference.
+
+    Device time against device time when both runners measured it, else end to end against
+    end to end: a GPU device time divided by an end-to-end time would mix what is measured.
+    """
     if len(results) < 2:
         return []
     base = results[0]
     out = []
     for r in results[1:]:
-        row = {"baseline": base["label"], "model": r["label"],
-               "speedup_p50": ratio(base["latency"]["p50_ms"], r["latency"]["p50_ms"]),
-               "speedup_mean": ratio(base["latency"]["mean_ms"], r["latency"]["mean_ms"])}
+        kind = base.get("timing", "end_to_end") if base.get("timing") == r.get("timing") else "end_to_end"
+        a, b = latency_of(base, kind), latency_of(r, kind)
+        row = {"baseline": base["label"], "model": r["label"], "timing": kind,
+               "speedup_p50": ratio(a["p50_ms"], b["p50_ms"]) if a and b else float("nan"),
+               "speedup_mean": ratio(a["mean_ms"], b["mean_ms"]) if a and b else float("nan")}
         if base["accuracy"] and r["accuracy"]:
             row["delta_miou"] = r["accuracy"]["miou"] - base["accuracy"]["miou"]
         out.append(row)

@@ -1,7 +1,9 @@
 """Latency statistics and side-by-side measurement.
 
 Timings follow trtexec's recipe: warm-up calls first (allocators, kernel selection, caches),
-then many timed calls; device-side CUDA events on a GPU, ``perf_counter`` on the CPU. When
+then many timed calls. What one call covers is the runner's business and is named in every
+record: ``device`` (CUDA events around the execution, the input already on the GPU) or
+``end_to_end`` (``perf_counter`` from host images to host logits). When
 several models are compared, their timed calls are interleaved in rounds (A B A B ...), so
 a slow drift of the machine (thermal state, another process) lands on all of them alike
 and their ratio stays honest.
@@ -9,7 +11,7 @@ and their ratio stays honest.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -48,8 +50,8 @@ class LatencyStats:
         return asdict(self)
 
 
-def measure(timers: Mapping[str, Timer], *, warmup: int = 5, runs: int = 30, rounds: int = 3,
-            batch_size: int = 1) -> dict[str, tuple[LatencyStats, list[float]]]:
+def measure(timers: Mapping[Hashable, Timer], *, warmup: int = 5, runs: int = 30, rounds: int = 3,
+            batch_size: int = 1) -> dict[Hashable, tuple[LatencyStats, list[float]]]:
     """Time each timer for ``runs`` calls in total, interleaved over ``rounds``; stats and raw times per name.
 
     Each timer warms up once with ``warmup`` calls, then the rounds alternate between the
@@ -60,7 +62,7 @@ def measure(timers: Mapping[str, Timer], *, warmup: int = 5, runs: int = 30, rou
     rounds = min(rounds, runs)
     for timer in timers.values():
         timer(warmup, 0)
-    times: dict[str, list[float]] = {name: [] for name in timers}
+    times: dict[Hashable, list[float]] = {name: [] for name in timers}
     per_round = [runs // rounds + (1 if r < runs % rounds else 0) for r in range(rounds)]
     for count in per_round:
         for name, timer in timers.items():

@@ -18,11 +18,14 @@ from segprune.cli.common import (
 NAME = "bench"
 HELP = "measure mIoU and latency on torch, onnxruntime or TensorRT; compare models side by side"
 DESCRIPTION = ("Benchmark models on the same images: mIoU/mAcc over the whole split (scored at label resolution) "
-               "and latency after warm-up (CUDA events on a GPU, perf_counter on the CPU; p50/p90/p99, mean, std, "
-               "throughput). MODEL is a .safetensors checkpoint (torch), an .onnx file (onnxruntime), an .engine "
-               "(tensorrt) or an export folder (--precision picks the file). With two or more models, their timed "
-               "runs are interleaved and ratios against the first are printed. --record writes the results as "
-               "regression baselines into a model card folder.")
+               "and latency after warm-up (p50/p90/p99, mean, std, throughput). GPU backends (torch on CUDA, "
+               "TensorRT) report device time (CUDA events around the execution, input already on the GPU) and "
+               "end-to-end time (numpy images in, numpy logits out, copies included); CPU backends report end-to-end "
+               "time (perf_counter). MODEL is a .safetensors checkpoint (torch), an .onnx file (onnxruntime), an "
+               ".engine (tensorrt; its input size and batch come from its .engine.json) or an export folder "
+               "(--precision picks the file). With two or more models, their timed runs are interleaved and ratios "
+               "against the first are printed, device time against device time where both have it. --record writes "
+               "the results as regression baselines into a model card folder.")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -49,8 +52,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     data.add_argument("--data", default=None, metavar="SPEC",
                       help=f"images for accuracy and timing (default: synthetic scenes). {DATA_HELP}")
     data.add_argument("--split", default="val", help="split to evaluate on (all of it unless --max-images)")
-    add_input_size(data, "the size recorded in the first model, else 360x480")
-    data.add_argument("--batch-size", type=int, default=1, help="images per call, timed and evaluated")
+    add_input_size(data, "the size recorded in the first model (an engine's optimization profile, an ONNX file's "
+                         "export size, a checkpoint's training size), else 360x480")
+    data.add_argument("--batch-size", type=int, default=None,
+                      help="images per call, timed and evaluated (default: the first model's fixed batch, else 1)")
     data.add_argument("--max-images", type=int, default=None, metavar="N",
                       help="evaluate on N evenly spread images instead of the full split (quick looks only)")
     data.add_argument("--no-accuracy", action="store_true", help="latency only")
@@ -78,18 +83,22 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("name at least one MODEL to benchmark (a checkpoint, an .onnx file, an engine or an "
                           "export folder)")
     runners = {}
-    for i, path in enumerate(models):
-        label = _label(path, models, i)
-        runners[label] = open_runner(path, args.backend, device=args.device, precision=args.precision,
-                                     threads=args.threads, compile=args.compile, cuda_graphs=args.cuda_graphs,
-                                     source={"arch": args.arch, "encoder": args.encoder, "classes": args.classes})
-    first = next(iter(runners.values()))
-    size = args.input_size or default_input_size(first)
-    settings = BenchSettings(data=args.data or default_data(first, size), split=args.split, input_size=size,
-                             batch_size=args.batch_size, warmup=args.warmup, runs=args.runs, rounds=args.rounds,
-                             accuracy=not args.no_accuracy, max_images=args.max_images,
-                             progress=not args.no_progress)
-    payload = bench(runners, settings, threads=args.threads)
+    try:
+        for i, path in enumerate(models):
+            label = _label(path, models, i)
+            runners[label] = open_runner(path, args.backend, device=args.device, precision=args.precision,
+                                         threads=args.threads, compile=args.compile, cuda_graphs=args.cuda_graphs,
+                                         source={"arch": args.arch, "encoder": args.encoder, "classes": args.classes})
+        first = next(iter(runners.values()))
+        size = args.input_size or default_input_size(first)
+        settings = BenchSettings(data=args.data or default_data(first, size), split=args.split, input_size=size,
+                                 batch_size=args.batch_size or _fixed_batch(first), warmup=args.warmup,
+                                 runs=args.runs, rounds=args.rounds, accuracy=not args.no_accuracy,
+                                 max_images=args.max_images, progress=not args.no_progress)
+        payload = bench(runners, settings, threads=args.threads)
+    finally:  # device memory (TensorRT, CUDA) is freed here, not whenever the garbage collector gets to it
+        for runner in runners.values():
+            runner.close()
     report = make_report("bench", **payload)
     if args.record:
         from segprune.regress import record_baselines
@@ -98,6 +107,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"recorded {written} baseline entries in {args.record / 'baselines.json'}", file=sys.stderr)
     emit(args, report, bench_table(payload))
     return 0
+
+
+def _fixed_batch(runner) -> int:
+    """The batch size a model's input is fixed at (an engine or ONNX file exported for one), else 1."""
+    shape = getattr(runner, "input_shape", None) or []
+    return shape[0] if shape and isinstance(shape[0], int) and shape[0] > 0 else 1
 
 
 def _label(path: str, models: list[str], index: int) -> str:
@@ -116,17 +131,18 @@ def bench_table(payload: dict) -> str:
     rows = []
     for r in payload["results"]:
         lat, acc = r["latency"], r["accuracy"] or {}
-        rows.append([r["label"], r["backend"], r["precision"], r["device"]["kind"], lat["p50_ms"], lat["p90_ms"],
-                     lat["p99_ms"], lat["mean_ms"], lat["std_ms"], lat["throughput"], acc.get("miou", float("nan")),
-                     acc.get("macc", float("nan"))])
+        e2e = r.get("latency_end_to_end") or (lat if r.get("timing", "end_to_end") == "end_to_end" else {})
+        rows.append([r["label"], r["backend"], r["precision"], r["device"]["kind"], r.get("timing", "end_to_end"),
+                     lat["p50_ms"], lat["p90_ms"], lat["p99_ms"], lat["mean_ms"], lat["std_ms"], lat["throughput"],
+                     e2e.get("p50_ms", float("nan")), acc.get("miou", float("nan")), acc.get("macc", float("nan"))])
     s = payload["settings"]
-    text = [format_table(rows, ["model", "backend", "precision", "device", "p50 ms", "p90 ms", "p99 ms", "mean ms",
-                                "std ms", "img/s", "mIoU", "mAcc"]),
+    text = [format_table(rows, ["model", "backend", "precision", "device", "timing", "p50 ms", "p90 ms", "p99 ms",
+                                "mean ms", "std ms", "img/s", "end-to-end p50 ms", "mIoU", "mAcc"]),
             f"input {s['batch_size']}x3x{s['input_size'][0]}x{s['input_size'][1]}, {s['runs']} timed runs after "
             f"{s['warmup']} warm-up, {s['rounds']} interleaved rounds; "
             + (f"accuracy on {s['data']} {s['split']}" if s.get("accuracy", True) else "latency only (--no-accuracy)")]
     if payload["ratios"]:
-        rows = [[r["model"], r["baseline"], r["speedup_p50"], r.get("delta_miou", float("nan"))]
-                for r in payload["ratios"]]
-        text += ["", format_table(rows, ["model", "vs", "speed-up (p50)", "delta mIoU"])]
+        rows = [[r["model"], r["baseline"], r.get("timing", "end_to_end"), r["speedup_p50"],
+                 r.get("delta_miou", float("nan"))] for r in payload["ratios"]]
+        text += ["", format_table(rows, ["model", "vs", "timing", "speed-up (p50)", "delta mIoU"])]
     return "\n".join(text)

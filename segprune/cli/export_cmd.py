@@ -24,7 +24,11 @@ DESCRIPTION = ("Export a model (a segprune checkpoint, an SMP save_pretrained fo
                "conversion, int8 by Q/DQ nodes calibrated on --calib-images images: precision lives in the graph, as "
                "TensorRT 11's strongly typed builder requires). Every file is run in onnxruntime on real images "
                "and compared with PyTorch; a file below its argmax-agreement threshold is renamed "
-               "*.PARITY-FAILED.onnx and the command exits 1. --tensorrt also builds engines (needs TensorRT).")
+               "*.PARITY-FAILED.onnx and the command exits 1. Every file is also checked, here and without TensorRT, against "
+               "the rules TensorRT imposes on ONNX graphs (operators, Q/DQ form, Resize modes, dynamic shapes, opset): "
+               "a file that breaks one is renamed *.TRT-INCOMPATIBLE.onnx, the node and rule are named, and the "
+               "command exits 1 (--no-tensorrt-check skips this). --tensorrt also builds engines (needs TensorRT "
+               "and a GPU; only a build proves a graph builds).")
 
 
 def _dynamic(text: str) -> frozenset[str]:
@@ -71,6 +75,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     prec.add_argument("--calib-split", default="train", help="split the calibration images come from")
     prec.add_argument("--calib-method", default="percentile", choices=("percentile", "minmax", "entropy"),
                       help="int8 range calibration")
+    prec.add_argument("--int8-rest", default=None, choices=("fp16", "fp32"),
+                      help="precision of the int8 graph outside its Q/DQ pairs (additions, activations, pooling, "
+                           "resampling, conv outputs): fp16, as TensorRT's int8+fp16 engines ran, or fp32 (default: "
+                           "fp16 with --tensorrt; fp32 otherwise, since onnxruntime on a CPU runs an fp16 rest "
+                           "several times slower)")
     check = parser.add_argument_group("parity")
     check.add_argument("--data", default=None, metavar="SPEC",
                        help=f"images for parity and calibration (default: synthetic scenes). {DATA_HELP}")
@@ -81,6 +90,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                             "(defaults: fp32=0.9999, fp16=0.999, int8=0.90)")
     trt = parser.add_argument_group("tensorrt")
     trt.add_argument("--tensorrt", action="store_true", help="also build a TensorRT engine per precision")
+    trt.add_argument("--no-tensorrt-check", action="store_true",
+                     help="skip the check of every graph against TensorRT's published ONNX rules (runs without "
+                          "TensorRT; on by default)")
     trt.add_argument("--workspace", type=float, default=4.0, metavar="GIB", help="TensorRT workspace limit")
     parser.add_argument("--threads", type=int, default=None, metavar="N", help="CPU threads for PyTorch")
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
@@ -104,7 +116,8 @@ def run(args: argparse.Namespace) -> int:
                        simplify=not args.no_simplify, allow_unaligned=args.allow_unaligned).validate(model)
     plan = ExportPlan(precisions=tuple(p.strip() for p in args.precision.split(",") if p.strip()),
                       calib_method=args.calib_method, min_agreement=args.min_agreement, tensorrt=args.tensorrt,
-                      workspace_bytes=int(args.workspace * (1 << 30))).validate()
+                      workspace_bytes=int(args.workspace * (1 << 30)), tensorrt_check=not args.no_tensorrt_check,
+                      int8_rest=args.int8_rest).validate()
     data = args.data or synthetic_spec(classes, size, n=max(args.parity_images, args.calib_images))
     out = args.out or Path("export") / Path(args.checkpoint).stem
 
@@ -119,8 +132,16 @@ def run(args: argparse.Namespace) -> int:
                             source={"checkpoint": str(args.checkpoint), "data": data}, log=log)
     report = make_report("export", output=str(out), **manifest)
     rows = [[p, f["file"], f["bytes"] / 2**20, 100 * min(c["agreement"] for c in f["parity"]),
-             max(c["max_abs_diff"] for c in f["parity"]), "ok" if f["passed"] else "FAILED"]
+             max(c["max_abs_diff"] for c in f["parity"]), "ok" if all(c["passed"] for c in f["parity"]) else "FAILED",
+             _trt_cell(f.get("tensorrt_check") or {})]
             for p, f in manifest["files"].items()]
-    emit(args, report, format_table(rows, ["precision", "file", "MiB", "agree %", "max |dlogit|", "parity"], 4)
+    emit(args, report, format_table(rows, ["precision", "file", "MiB", "agree %", "max |dlogit|", "parity",
+                                           "TensorRT rules"], 4)
          + f"\n{size[0]}x{size[1]}, dynamic: {','.join(manifest['dynamic']) or 'none'}; manifest {out / 'export.json'}")
     return 0
+
+
+def _trt_cell(check: dict) -> str:
+    if not check.get("checked"):
+        return "skipped"
+    return "ok" if check["passed"] else f"{len(check['violations'])} broken"

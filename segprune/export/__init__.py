@@ -1,7 +1,8 @@
 """Deployment: ONNX export with parity checks, precision in the graph (fp16, int8 Q/DQ), runners.
 
 ``export_model(model, out_dir, ExportConfig(...), ExportPlan(precisions=("fp32", "int8")), ...)``
-writes ``model.<precision>.onnx`` files and an ``export.json`` manifest; ``OnnxRunner`` runs
+writes ``model.<precision>.onnx`` files and an ``export.json`` manifest, each file checked
+against TensorRT's published rules (``segprune.export.trt_rules``); ``OnnxRunner`` runs
 them in onnxruntime and ``segprune.export.tensorrt`` builds and runs TensorRT engines.
 
 Names are resolved lazily: ``import segprune.export.tensorrt`` on a deployment box with only
@@ -23,6 +24,7 @@ _LAZY = {
     "PRECISIONS": "precision",
     "to_fp16": "precision",
     "quantize_int8": "precision",
+    "INT8_REST": "precision",
     "OnnxRunner": "onnx_runner",
     "ParityReport": "parity",
     "check_parity": "parity",

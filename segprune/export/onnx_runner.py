@@ -42,6 +42,9 @@ class OnnxRunner:
     """
 
     name = "onnxruntime"
+    # numpy in, numpy out, synchronous: end to end on any provider (on CUDA it includes the copies;
+    # a device-only figure would need I/O binding and CUDA events, which segprune does not do here)
+    timings = ("end_to_end",)
 
     def __init__(self, path: str | Path, device: str = "cpu", threads: int | None = None) -> None:
         import onnxruntime as ort
@@ -86,8 +89,10 @@ class OnnxRunner:
                                   f"{'x'.join(map(str, shape[2:])) if axis else got}: pass --input-size {fixed} "
                                   "(and --batch-size to match) or re-export with --dynamic batch,hw")
 
-    def time_inference(self, images: np.ndarray, warmup: int, runs: int) -> list[float]:
-        """Per-run seconds (``perf_counter``) of ``runs`` synchronous calls after ``warmup``."""
+    def time_inference(self, images: np.ndarray, warmup: int, runs: int, kind: str | None = None) -> list[float]:
+        """Per-run seconds (``perf_counter``) of ``runs`` synchronous calls after ``warmup``: end to end."""
+        if kind not in (None, "end_to_end"):
+            raise BackendError(f"onnxruntime is timed end_to_end only, not {kind}")
         feed = {self.input_name: np.ascontiguousarray(images, dtype=np.float32)}
         self._check_shape(images.shape)
         for _ in range(warmup):
@@ -104,7 +109,7 @@ class OnnxRunner:
 
         return {"backend": self.name, "file": str(self.path), "precision": self.precision,
                 "onnxruntime": ort.__version__, "providers": self.session.get_providers(),
-                "intra_op_threads": self.threads, "input_shape": self.input_shape}
+                "intra_op_threads": self.threads, "input_shape": self.input_shape, "timings": list(self.timings)}
 
     def close(self) -> None:
         self.session = None

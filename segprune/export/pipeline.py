@@ -1,10 +1,15 @@
-"""The whole export: fp32 ONNX, then each requested precision, each followed by its parity check.
+"""The whole export: fp32 ONNX, then each requested precision, each followed by its checks.
 
 Outputs in ``out_dir``: ``model.<precision>.onnx`` per precision and ``export.json``, the
-manifest (files, hashes, parity figures, settings). A file whose parity check fails is
-renamed ``model.<precision>.PARITY-FAILED.onnx``, so nothing downstream picks it up by its
-usual name, yet it is kept for inspection; the manifest records the failure and
+manifest (files, hashes, parity figures, TensorRT rule check, settings). Every file is
+checked twice: its parity with PyTorch, and (unless ``ExportPlan.tensorrt_check`` is off)
+the rules TensorRT imposes on the graph (:mod:`segprune.export.trt_rules`). A file that
+fails its parity check is renamed ``model.<precision>.PARITY-FAILED.onnx``, one that breaks
+a TensorRT rule ``model.<precision>.TRT-INCOMPATIBLE.onnx``, so nothing downstream picks it
+up by its usual name, yet it is kept for inspection; the manifest records the failure and
 :class:`~segprune.errors.RegressionFound` (exit 1) is raised after everything is written.
+The manifest is also written when a TensorRT engine build fails, with the error, before
+that error propagates.
 """
 
 from __future__ import annotations
@@ -18,11 +23,12 @@ from typing import Any
 import numpy as np
 from torch import nn
 
-from segprune.errors import ConfigError, RegressionFound
+from segprune.errors import ConfigError, RegressionFound, SegpruneError
 from segprune.export.onnx_export import ExportConfig, export_onnx
 from segprune.export.onnx_runner import OnnxRunner
 from segprune.export.parity import MIN_AGREEMENT, check_parity, reference_logits
-from segprune.export.precision import PRECISIONS, quantize_int8, to_fp16
+from segprune.export.precision import INT8_REST, PRECISIONS, quantize_int8, to_fp16
+from segprune.export.trt_rules import check_file, summary
 from segprune.io import file_sha256, save_json
 from segprune.models.adapters import model_info
 
@@ -31,26 +37,46 @@ MANIFEST = "export.json"
 
 @dataclass
 class ExportPlan:
-    """What to write: precisions, calibration method, parity thresholds, optional TensorRT engines."""
+    """What to write: precisions, calibration, parity thresholds, the TensorRT rule check, optional engines.
+
+    ``tensorrt_check`` (on by default) checks every graph against TensorRT's published
+    rules on this machine, GPU or not; ``int8_rest`` is the precision of the int8 graph
+    outside its Q/DQ pairs (:func:`segprune.export.precision.quantize_int8`). ``None`` picks
+    for the consumer: ``fp16`` when TensorRT engines are built (a strongly typed engine runs
+    every layer outside a Q/DQ pair in the graph's type, so fp32 there would be slow),
+    ``fp32`` otherwise (onnxruntime on a CPU runs an fp16 rest several times slower, README).
+    """
 
     precisions: Sequence[str] = ("fp32",)
     calib_method: str = "percentile"
     min_agreement: dict[str, float] = field(default_factory=dict)
     tensorrt: bool = False
     workspace_bytes: int = 4 << 30
+    tensorrt_check: bool = True
+    int8_rest: str | None = None
 
     def validate(self) -> ExportPlan:
+        if self.int8_rest is None:
+            self.int8_rest = "fp16" if self.tensorrt else "fp32"
         bad = [p for p in self.precisions if p not in PRECISIONS]
         if bad:
             raise ConfigError(f"--precision {','.join(bad)} is not one of {','.join(PRECISIONS)}")
         for precision, value in self.min_agreement.items():
             if not 0.0 <= value <= 1.0:
                 raise ConfigError(f"parity threshold for {precision} must be a share in [0, 1], got {value}")
+        if self.int8_rest not in INT8_REST:
+            raise ConfigError(f"--int8-rest {self.int8_rest} is not one of {','.join(INT8_REST)}")
         return self
 
 
-def onnx_name(precision: str, failed: bool = False) -> str:
-    return f"model.{precision}.PARITY-FAILED.onnx" if failed else f"model.{precision}.onnx"
+FAILED_TAGS = {"parity": "PARITY-FAILED", "tensorrt": "TRT-INCOMPATIBLE"}
+
+
+def onnx_name(precision: str, failed: bool | str = False) -> str:
+    """``model.<p>.onnx``; a failed file carries what failed: ``failed`` is ``"parity"`` (or True) or ``"tensorrt"``."""
+    if not failed:
+        return f"model.{precision}.onnx"
+    return f"model.{precision}.{FAILED_TAGS['parity' if failed is True else failed]}.onnx"
 
 
 def _parity_sizes(cfg: ExportConfig, stride: int) -> list[tuple[int, int]]:
@@ -92,14 +118,16 @@ def export_model(model: nn.Module, out_dir: str | Path, cfg: ExportConfig, plan:
     references = {size: reference_logits(model, images) for size, images in parity_batches.items()}
     files: dict[str, Any] = {}
     failed: list[str] = []
+    reasons: dict[str, str] = {}
     for precision in plan.precisions:
         path = out / onnx_name(precision)
         extra: dict[str, Any] = {}
         if precision == "fp16":
             to_fp16(fp32, path)
         elif precision == "int8":
-            log(f"calibrating int8 Q/DQ ({plan.calib_method})")
-            extra["int8"] = quantize_int8(fp32, path, calib_batches(cfg.input_size), method=plan.calib_method)
+            log(f"calibrating int8 Q/DQ ({plan.calib_method}, {plan.int8_rest} outside the Q/DQ pairs)")
+            extra["int8"] = quantize_int8(fp32, path, calib_batches(cfg.input_size), method=plan.calib_method,
+                                          rest=plan.int8_rest)
         threshold = plan.min_agreement.get(precision, MIN_AGREEMENT[precision])
         checks = []
         with OnnxRunner(path) as runner:
@@ -108,26 +136,60 @@ def export_model(model: nn.Module, out_dir: str | Path, cfg: ExportConfig, plan:
                 log(f"parity {size[0]}x{size[1]} {report.summary()}")
                 checks.append({"input_size": list(size), **report.to_dict()})
         ok = all(c["passed"] for c in checks)
-        if not ok:
+        trt = _tensorrt_check(path, plan, log)
+        failure = "parity" if not ok else ("tensorrt" if not trt.get("passed", True) else None)
+        if failure:
             failed.append(precision)
-            bad = out / onnx_name(precision, failed=True)
-            os.replace(path, bad)
-            path = bad
+            reasons[precision] = failure
         files[precision] = {"file": path.name, "sha256": file_sha256(path), "bytes": path.stat().st_size,
-                            "parity": checks, "passed": ok, **extra}
+                            "parity": checks, "tensorrt_check": trt, "passed": failure is None, **extra}
+    # renamed only now: the other precisions are made from model.fp32.onnx, even when it failed
+    for precision, failure in reasons.items():
+        bad = out / onnx_name(precision, failed=failure)
+        os.replace(out / files[precision]["file"], bad)
+        files[precision]["file"] = bad.name
     if "fp32" not in plan.precisions:
         fp32.unlink()  # only the intermediate: the user did not ask for fp32
-    if plan.tensorrt:
-        _build_engines(out, files, cfg, plan, log)
     manifest = {"input_size": list(cfg.input_size), "batch_size": cfg.batch_size, "dynamic": sorted(cfg.dynamic),
                 "opset": cfg.opset, "simplified": cfg.simplify, "source": source or {},
                 "model": described.get("config", {}), "family": described.get("family"), "files": files,
-                "failed": failed}
+                "failed": failed, "failures": reasons, "tensorrt_check": plan.tensorrt_check,
+                "int8_rest": plan.int8_rest if "int8" in plan.precisions else None}
+    if plan.tensorrt:
+        try:
+            _build_engines(out, files, cfg, plan, log)
+        except SegpruneError as exc:  # the ONNX files exist: say so in the manifest, then fail as before
+            manifest["engine_error"] = str(exc)
+            save_json(out / MANIFEST, manifest)
+            raise
     save_json(out / MANIFEST, manifest)
     if failed:
-        raise RegressionFound(f"parity failed for {', '.join(failed)}: kept as "
-                              f"{', '.join(onnx_name(p, True) for p in failed)} in {out}; see {out / MANIFEST}")
+        raise RegressionFound(_failure_message(failed, reasons, files, out))
     return manifest
+
+
+def _tensorrt_check(path: Path, plan: ExportPlan, log: Callable[[str], None]) -> dict[str, Any]:
+    """Run the TensorRT rule check on one file (unless opted out) and log its one-line verdict."""
+    if not plan.tensorrt_check:
+        return {"checked": False}
+    violations = check_file(path)
+    log(summary(violations, path.name))
+    return {"checked": True, "passed": not violations, "violations": [v.to_dict() for v in violations]}
+
+
+def _failure_message(failed: list[str], reasons: dict[str, str], files: dict[str, Any], out: Path) -> str:
+    parts = []
+    for precision in failed:
+        entry = files[precision]
+        if reasons[precision] == "tensorrt":
+            first = entry["tensorrt_check"]["violations"][0]
+            parts.append(f"{precision} breaks TensorRT rule {first['rule']} at node {first['node']!r} "
+                         f"({first['op']}): {first['message']}")
+        else:
+            parts.append(f"parity failed for {precision}")
+    kept = ", ".join(files[p]["file"] for p in failed)
+    return (f"{'; '.join(parts)}: kept as {kept} in {out}; see {out / MANIFEST} "
+            "(--no-tensorrt-check skips the TensorRT rules)")
 
 
 def _build_engines(out: Path, files: dict[str, Any], cfg: ExportConfig, plan: ExportPlan,

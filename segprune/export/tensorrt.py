@@ -10,7 +10,8 @@ metadata and recorded in the engine's sidecar (:mod:`segprune.export.engine_meta
 TensorRT, Polygraphy and onnx are imported inside the functions that need them, so this
 module imports on a machine with none of them, and it never imports torch: a deployment
 box may have only TensorRT and numpy. (Polygraphy itself imports torch during inference
-when torch happens to be installed, to tell torch tensors from numpy arrays.)
+when torch happens to be installed, to tell torch tensors from numpy arrays.) The runner,
+:class:`TrtRunner`, lives in :mod:`segprune.export.trt_runner` and is importable from here.
 """
 
 from __future__ import annotations
@@ -19,16 +20,11 @@ import importlib
 import importlib.util
 import os
 import sys
-import time
 import warnings
 from pathlib import Path
-from typing import Any
-
-import numpy as np
 
 from segprune.errors import BackendError, ExportError
 from segprune.export.engine_meta import (
-    REBUILD_HINT,
     EngineMeta,
     check_engine_meta,
     gpu_identity,
@@ -43,7 +39,6 @@ from segprune.io import atomic_write
 
 __all__ = [
     "EngineMeta",
-    "TrtRunner",
     "build_engine",
     "check_engine_meta",
     "gpu_identity",
@@ -76,21 +71,45 @@ def _require_polygraphy():
     return PolygraphyRunner, PolygraphyException
 
 
-def _make_logger(trt):
-    """A TensorRT logger that prints warnings and errors to stderr and keeps the errors for messages."""
+_LOGGER = None  # the one TensorRT logger of this process (see :func:`_logger`)
+_MAX_ERRORS = 64
 
-    class Logger(trt.ILogger):
-        def __init__(self):
-            trt.ILogger.__init__(self)
-            self.errors: list[str] = []
 
-        def log(self, severity, msg):
-            if severity in (trt.Logger.INTERNAL_ERROR, trt.Logger.ERROR):
-                self.errors.append(" ".join(str(msg).split()))
-            if severity in (trt.Logger.INTERNAL_ERROR, trt.Logger.ERROR, trt.Logger.WARNING):
-                print(f"[TensorRT] {msg}", file=sys.stderr)
+def _logger(trt):
+    """The process's single TensorRT logger: prints warnings and errors to stderr, keeps the last errors.
 
-    return Logger()
+    TensorRT keeps one logger per process: the first builder or runtime registers it, and
+    later ones with a different logger are told so and keep using the first. One logger per
+    builder or runner therefore loses the second engine's errors (they go to the first,
+    possibly freed, logger). This module creates its logger once, on first use, and every
+    builder, parser and runtime gets that object; callers read the errors logged since a
+    mark (:meth:`since`) so two engines in one run do not see each other's errors.
+    """
+    global _LOGGER
+    if _LOGGER is None:
+
+        class Logger(trt.ILogger):
+            def __init__(self):
+                trt.ILogger.__init__(self)
+                self.errors: list[str] = []
+                self.count = 0
+
+            def log(self, severity, msg):
+                if severity in (trt.Logger.INTERNAL_ERROR, trt.Logger.ERROR):
+                    self.errors = (self.errors + [" ".join(str(msg).split())])[-_MAX_ERRORS:]
+                    self.count += 1
+                if severity in (trt.Logger.INTERNAL_ERROR, trt.Logger.ERROR, trt.Logger.WARNING):
+                    print(f"[TensorRT] {msg}", file=sys.stderr)
+
+            def mark(self) -> int:
+                return self.count
+
+            def since(self, mark: int) -> list[str]:
+                new = self.count - mark
+                return self.errors[-new:] if new > 0 else []
+
+        _LOGGER = Logger()
+    return _LOGGER
 
 
 def _single_io(inputs: list[str], outputs: list[str], input_name: str, source: str) -> str:
@@ -104,18 +123,25 @@ def _single_io(inputs: list[str], outputs: list[str], input_name: str, source: s
     return outputs[0]
 
 
-def _parse_error(parser, source: str, version: str, logger) -> str:
-    """One line naming the node and op TensorRT's ONNX parser stopped at."""
+def _parse_error(parser, source: str, version: str, errors: list[str]) -> str:
+    """One line naming the node and op TensorRT's ONNX parser stopped at, and the check that explains it.
+
+    ``errors`` are the logger's errors from this parse. A node TensorRT refuses is almost
+    always a form it does not support at all (an int32 DequantizeLinear, a per-channel axis
+    on the reduction dimension, a Resize mode), not one a newer release would take, so the
+    advice is the rule check, which names the rule the node breaks.
+    """
+    check = "`python -m segprune.export.trt_rules " + source + "` names the TensorRT rule it breaks"
     if parser.num_errors == 0:
-        detail = logger.errors[-1] if logger.errors else "no detail given"
-        return f"TensorRT {version} could not parse {source} ({detail}): check it with onnx.checker and re-export it"
+        detail = errors[-1] if errors else "no detail given"
+        return f"TensorRT {version} could not parse {source} ({detail}): check it with onnx.checker; {check}"
     error = parser.get_error(0)
     node, op = error.node_name() or f"#{error.node()}", error.node_operator()
     desc = " ".join(str(error.desc()).split())
     if op:
-        return (f"TensorRT {version} cannot parse node {node!r} (op {op}) of {source}: {desc}; this TensorRT "
-                f"does not support {op} in this form: rewrite or replace it before export, or use a newer TensorRT")
-    return f"TensorRT {version} could not parse {source}: {desc}: check it with onnx.checker and re-export it"
+        return (f"TensorRT {version} cannot parse node {node!r} (op {op}) of {source}: {desc}; TensorRT does not "
+                f"support {op} in this form: {check}; rewrite or replace the node before export")
+    return f"TensorRT {version} could not parse {source}: {desc}: {check}"
 
 
 def _use_timing_cache(config, path: Path | None) -> None:
@@ -152,7 +178,8 @@ def build_engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike, *
     precision = onnx_precision(onnx_path)
     trt = require_tensorrt("--tensorrt")
     gpu_name, capability = gpu_identity()
-    logger = _make_logger(trt)
+    logger = _logger(trt)
+    mark = logger.mark()
     builder = trt.Builder(logger)
     flags = 0  # TensorRT 11 networks are always strongly typed (its STRONGLY_TYPED flag is deprecated, ignored)
     if int(trt.__version__.split(".")[0]) < 11:
@@ -160,7 +187,7 @@ def build_engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike, *
     network = builder.create_network(flags)
     parser = trt.OnnxParser(network, logger)
     if not parser.parse_from_file(os.fspath(onnx_path)):
-        raise ExportError(_parse_error(parser, onnx_path.name, trt.__version__, logger))
+        raise ExportError(_parse_error(parser, onnx_path.name, trt.__version__, logger.since(mark)))
     inputs = [network.get_input(i) for i in range(network.num_inputs)]
     outputs = [network.get_output(i).name for i in range(network.num_outputs)]
     output_name = _single_io([t.name for t in inputs], outputs, input_name, onnx_path.name)
@@ -176,7 +203,8 @@ def build_engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike, *
     _use_timing_cache(config, cache_path)
     serialized = builder.build_serialized_network(network, config)
     if serialized is None:
-        detail = logger.errors[-1] if logger.errors else "see the TensorRT messages above"
+        errors = logger.since(mark)
+        detail = errors[-1] if errors else "see the TensorRT messages above"
         raise ExportError(f"TensorRT {trt.__version__} could not build an engine from {onnx_path.name} ({detail}): "
                           "a larger workspace or a smaller max shape may help")
 
@@ -193,109 +221,10 @@ def build_engine(onnx_path: str | os.PathLike, engine_path: str | os.PathLike, *
     return meta
 
 
-class TrtRunner:
-    """Run a segprune engine on numpy arrays: float32 NCHW images in, float32 NCHW logits out.
+def __getattr__(name: str):
+    # TrtRunner lives in trt_runner (which imports this module): resolved on first use, never circularly
+    if name == "TrtRunner":
+        from segprune.export.trt_runner import TrtRunner
 
-    The sidecar is checked against this machine's TensorRT and GPU before the engine is
-    deserialised. Device memory, the CUDA stream and the copies are Polygraphy's
-    (``polygraphy.backend.trt.TrtRunner``), so neither torch nor cuda-python is needed.
-    """
-
-    name = "tensorrt"
-
-    def __init__(self, engine_path: str | os.PathLike):
-        self.path = Path(engine_path)
-        if not self.path.is_file():
-            raise ExportError(f"engine {self.path} does not exist: build it with `segprune export CKPT --tensorrt ...`")
-        self.meta = read_engine_meta(self.path)
-        trt = require_tensorrt()
-        polygraphy_runner, self._polygraphy_error = _require_polygraphy()
-        self.gpu_name, capability = gpu_identity()
-        check_engine_meta(self.meta, trt.__version__, self.gpu_name, capability, engine=self.path)
-        self._trt, logger = trt, _make_logger(trt)
-        self._runtime = trt.Runtime(logger)
-        engine = self._runtime.deserialize_cuda_engine(self.path.read_bytes())
-        if engine is None:
-            detail = logger.errors[-1] if logger.errors else "no detail given"
-            raise ExportError(f"TensorRT {trt.__version__} could not load {self.path.name} ({detail}): {REBUILD_HINT}")
-        from polygraphy.datatype import DataType
-
-        dtype = DataType.from_dtype(engine.get_tensor_dtype(self.meta.input_name), "tensorrt")
-        self._input_dtype = DataType.to_dtype(dtype, "numpy")
-        classes = int(tuple(engine.get_tensor_shape(self.meta.output_name))[1])
-        self.num_classes = classes if classes > 0 else None
-        self._runner = polygraphy_runner(engine, name="segprune-tensorrt")
-        self._runner.activate()
-
-    @property
-    def precision(self) -> str:
-        return self.meta.precision
-
-    @property
-    def input_shape(self) -> list[int | None]:
-        """The input shape, with ``None`` for dims the optimization profile lets vary."""
-        profile = self.meta.shapes[self.meta.input_name]
-        return [lo if lo == hi else None for lo, hi in zip(profile["min"], profile["max"], strict=True)]
-
-    def _feed(self, images: np.ndarray) -> dict[str, np.ndarray]:
-        profile = self.meta.shapes[self.meta.input_name]
-        shape = list(getattr(images, "shape", ()))
-        if len(shape) != len(profile["min"]) or not all(
-                lo <= size <= hi for size, lo, hi in zip(shape, profile["min"], profile["max"], strict=True)):
-            raise ExportError(f"engine {self.path.name} takes {self.meta.input_name!r} shapes from {profile['min']} "
-                              f"to {profile['max']}, got {shape}: resize the images or rebuild the engine with "
-                              "other min/max shapes")
-        return {self.meta.input_name: np.ascontiguousarray(images, dtype=self._input_dtype)}
-
-    def _infer(self, feed: dict[str, np.ndarray]) -> np.ndarray:
-        if not self._runner.is_active:
-            raise ExportError(f"the TensorRT runner for {self.path.name} is closed: open a new one")
-        try:
-            return self._runner.infer(feed, check_inputs=False)[self.meta.output_name]
-        except self._polygraphy_error as exc:
-            detail = " ".join(str(exc).split())
-            raise BackendError(f"TensorRT inference failed ({detail}): check the GPU with nvidia-smi") from None
-
-    def __call__(self, images: np.ndarray) -> np.ndarray:
-        """Logits for a batch of images; a fresh array (Polygraphy reuses its output buffers)."""
-        return np.array(self._infer(self._feed(images)), dtype=np.float32)
-
-    def time_inference(self, images: np.ndarray, warmup: int = 10, runs: int = 100) -> list[float]:
-        """Seconds per run, end to end: host-to-device copy, execution, device-to-host copy.
-
-        Polygraphy exposes no CUDA events, so each run is timed with ``time.perf_counter``
-        around a synchronous ``infer`` (it synchronises its stream before returning). That
-        includes the copies and Python overhead: an upper bound on the device time.
-        """
-        if warmup < 0 or runs < 0:  # runs=0 is a warm-up-only call (segprune.bench.timing.measure makes one)
-            raise ExportError(f"need warmup >= 0 and runs >= 0, got warmup={warmup}, runs={runs}")
-        feed = self._feed(images)
-        for _ in range(warmup):
-            self._infer(feed)
-        times = []
-        for _ in range(runs):
-            start = time.perf_counter()
-            self._infer(feed)
-            times.append(time.perf_counter() - start)
-        return times
-
-    def info(self) -> dict[str, Any]:
-        """The engine's sidecar, the GPU it runs on now and the library versions, for reports."""
-        import polygraphy
-
-        return {**self.meta.to_dict(), "backend": self.name, "file": os.fspath(self.path), "device": "cuda",
-                "built_on_gpu": self.meta.gpu_name, "gpu_name": self.gpu_name, "input_shape": self.input_shape,
-                "versions": {"tensorrt": self._trt.__version__, "polygraphy": polygraphy.__version__,
-                             "numpy": np.__version__}}
-
-    def close(self) -> None:
-        """Free the device memory; calling it twice is harmless."""
-        runner = getattr(self, "_runner", None)
-        if runner is not None and runner.is_active:
-            runner.deactivate()
-
-    def __enter__(self) -> TrtRunner:
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self.close()
+        return TrtRunner
+    raise AttributeError(f"module 'segprune.export.tensorrt' has no attribute {name!r}")

@@ -44,12 +44,12 @@ class ModelAdapter:
     raise ``NotImplementedError``. Instances are stateless: every method takes the model.
     ``scopes`` maps each pruning scope to the module-name prefixes it may shrink
     (``decoder`` = the decoder's fusion, ``head`` = + the context module, ``all`` = + the
-    encoder); ``fixed`` names the modules whose output channels are never pruned.
+    encoder). Every layer outside a scope keeps its output channels; no scope holds the
+    classifier, whose outputs are the classes.
     """
 
     family: ClassVar[str] = ""
     scopes: ClassVar[dict[str, tuple[str, ...]]] = {}
-    fixed: ClassVar[tuple[str, ...]] = ()
     feature_layers: ClassVar[tuple[str, ...]] = ()
     """Decoder layers whose per-channel spectra ``analyze --model`` reports (``:in`` = the module's input)."""
 
@@ -166,7 +166,6 @@ class SegpruneAdapter(ModelAdapter):
         "head": ("aspp", "decoder.project", "decoder.fuse"),
         "all": ("backbone", "aspp", "decoder.project", "decoder.fuse"),
     }
-    fixed = ("decoder.classifier",)
     feature_layers = ("decoder.fuse.0:in", "decoder.fuse.0", "decoder.fuse.1")
 
     def matches(self, model: nn.Module) -> bool:

@@ -112,7 +112,6 @@ class SMPAdapter(ModelAdapter):
         "head": ("decoder.aspp", "decoder.block1", "decoder.block2"),
         "all": ("encoder", "decoder.aspp", "decoder.block1", "decoder.block2"),
     }
-    fixed = ("segmentation_head", "classification_head")
     feature_layers = ("decoder.block2:in", "decoder.block2")
 
     def matches(self, model: nn.Module) -> bool:

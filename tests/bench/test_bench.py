@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 
 import numpy as np
@@ -68,15 +69,17 @@ def test_bad_backend_requests(tiny_checkpoint, tmp_path):
         open_runner(tiny_checkpoint, precision="fp16")
     with pytest.raises(ConfigError, match="cannot tell the backend"):
         open_runner(tiny_checkpoint.with_suffix(".json"))
+
+
+@pytest.mark.skipif(importlib.util.find_spec("tensorrt") is not None,
+                    reason="TensorRT is installed here: the refusal is for machines without it")
+def test_engine_without_tensorrt_names_the_install(tmp_path):
     engine = tmp_path / "model.engine"
     engine.write_bytes(b"not an engine")
-    import importlib.util
-
-    if importlib.util.find_spec("tensorrt") is None:
-        with pytest.raises(BackendError, match="needs TensorRT"):
-            open_runner(engine)
-        code, _, err = run_cli(["bench", engine, "--runs", "1"])
-        assert code == 2 and "pip install 'segprune[trt]'" in err
+    with pytest.raises(BackendError, match="needs TensorRT"):
+        open_runner(engine)
+    code, _, err = run_cli(["bench", engine, "--runs", "1"])
+    assert code == 2 and "pip install 'segprune[trt]'" in err
 
 
 def test_wrong_dataset_for_the_model(tiny_export):
@@ -91,3 +94,12 @@ def test_input_size_a_fixed_graph_cannot_take(tmp_path, tiny_checkpoint):
     runner = open_runner(tmp_path / "model.fp32.onnx")
     with pytest.raises(Exception, match="exported for input size 32x48"):
         runner(np.zeros((1, 3, 64, 96), np.float32))
+
+
+def test_torch_runner_on_the_cpu_times_end_to_end_only(tiny_checkpoint):
+    runner = open_runner(tiny_checkpoint)
+    assert runner.timings == ("end_to_end",) and runner.info()["timings"] == ["end_to_end"]
+    images = np.zeros((1, 3, 32, 48), np.float32)
+    assert len(runner.time_inference(images, 0, 2)) == 2
+    with pytest.raises(ConfigError, match="times end_to_end, not device"):
+        runner.time_inference(images, 0, 1, kind="device")

@@ -29,10 +29,16 @@ def test_cuda_runner_matches_cpu_and_times_with_events(tiny_checkpoint, precisio
     assert agreement > (0.9999 if precision == "fp32" else 0.995)
     times = gpu.time_inference(x, warmup=3, runs=5)
     assert len(times) == 5 and all(t > 0 for t in times)
+    assert gpu.timings == ("device", "end_to_end")
+    end_to_end = gpu.time_inference(x, warmup=1, runs=5, kind="end_to_end")
+    assert len(end_to_end) == 5 and all(t > 0 for t in end_to_end)
 
 
 def test_cuda_bench_record_names_the_gpu(tiny_checkpoint):
     runner = open_runner(tiny_checkpoint, device="cuda", precision="fp16")
     payload = bench({"gpu": runner}, BenchSettings(data=DATA, input_size=(32, 48), warmup=2, runs=5, progress=False))
-    device = payload["results"][0]["device"]
+    result = payload["results"][0]
+    device = result["device"]
     assert device["kind"] == "cuda" and device["name"] == torch.cuda.get_device_name(0)
+    # device time (events, input on the GPU) and end to end (host in, host out) are both reported, named
+    assert result["timing"] == "device" and result["latency_end_to_end"]["runs"] == 5

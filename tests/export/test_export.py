@@ -72,12 +72,15 @@ def test_dynamic_hw_refused_for_area_and_spectral_truncation():
 
 
 class _Plain(nn.Module):
+    """A stem conv (left unquantized: it reads the network input) and one conv int8 quantizes."""
+
     def __init__(self) -> None:
         super().__init__()
-        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.stem = nn.Conv2d(3, 8, 3, padding=1)
+        self.conv = nn.Conv2d(8, 4, 3, padding=1)
 
     def forward(self, x):
-        return self.conv(x)
+        return self.conv(torch.relu(self.stem(x)))
 
 
 def test_failed_parity_keeps_the_file_under_a_name_that_says_so(tmp_path):
@@ -127,9 +130,13 @@ def test_export_cli_errors(tmp_path, tiny_checkpoint):
     assert code == 2 and "fp8 is not one of" in err
     code, _, err = run_cli(["export", tiny_checkpoint, "--out", tmp_path, "--dynamic", "depth"])
     assert code == 2 and "not an axis" in err
-    if importlib.util.find_spec("tensorrt") is None:  # refused before any slow work, with the install line
-        code, _, err = run_cli(["export", tiny_checkpoint, "--out", tmp_path / "trt", "--tensorrt"])
-        assert code == 2 and "pip install 'segprune[trt]'" in err and not (tmp_path / "trt").exists()
+
+
+@pytest.mark.skipif(importlib.util.find_spec("tensorrt") is not None,
+                    reason="TensorRT is installed here: the refusal is for machines without it")
+def test_export_tensorrt_without_tensorrt_is_refused_before_any_work(tmp_path, tiny_checkpoint):
+    code, _, err = run_cli(["export", tiny_checkpoint, "--out", tmp_path / "trt", "--tensorrt"])
+    assert code == 2 and "pip install 'segprune[trt]'" in err and not (tmp_path / "trt").exists()
 
 
 def test_dan_exports_with_dynamic_shapes(tmp_path):

@@ -1,7 +1,10 @@
 """TensorRT build/run: everything that needs no TensorRT runs everywhere; the rest is marked.
 
-Tests marked ``tensorrt`` build real engines from a tiny Conv+Relu ONNX file; they are
-skipped where TensorRT or an NVIDIA GPU is missing. No engine is ever faked.
+Tests marked ``tensorrt`` build real engines, from a tiny Conv+Relu ONNX file and from
+segprune's own fp32/fp16/int8 exports with dynamic H/W; they are skipped where TensorRT or
+an NVIDIA GPU is missing. No engine is ever faked: the tests without TensorRT
+(``test_tensorrt_fakes.py``) stand in for TensorRT's and Polygraphy's *modules* to check
+segprune's side of the calls, and say so.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from segprune.export.engine_meta import (
     write_engine_meta,
 )
 from segprune.export.tensorrt import TrtRunner, _parse_error, _single_io, build_engine, require_tensorrt
+from tests.helpers import run_cli
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -340,14 +344,17 @@ def test_parse_error_names_node_and_op():
     class Logger:
         errors = ["last logged error"]
 
+    errors = Logger.errors
     message = _parse_error(Parser(Error("act0", "FancyOp", "No importer registered\nfor op")), "m.onnx", "11.4.0",
-                           Logger())
+                           errors)
     assert "node 'act0' (op FancyOp) of m.onnx" in message and "TensorRT 11.4.0" in message
     assert "does not support FancyOp" in message and "\n" not in message
-    assert "node '#3'" in _parse_error(Parser(Error("", "FancyOp", "x")), "m.onnx", "11.4.0", Logger())
+    # the advice is the rule check that names the broken rule, not "a newer TensorRT"
+    assert "segprune.export.trt_rules m.onnx" in message and "newer" not in message
+    assert "node '#3'" in _parse_error(Parser(Error("", "FancyOp", "x")), "m.onnx", "11.4.0", errors)
     assert "could not parse m.onnx: bad graph" in _parse_error(Parser(Error("", "", "bad graph")), "m.onnx", "11",
-                                                                  Logger())
-    assert "last logged error" in _parse_error(Parser(), "m.onnx", "11", Logger())
+                                                                  errors)
+    assert "last logged error" in _parse_error(Parser(), "m.onnx", "11", errors)
 
 
 # ---------------------------------------------------------------- import safety
@@ -356,7 +363,9 @@ def test_parse_error_names_node_and_op():
 def test_module_imports_without_torch_tensorrt_or_polygraphy():
     code = ("import sys\n"
             "sys.modules['torch'] = None  # any import of torch now fails\n"
-            "import segprune.export.tensorrt\n"
+            "import segprune.export.tensorrt, segprune.export.trt_runner, segprune.export.cuda_events\n"
+            "import segprune.export.trt_rules  # the rule check needs onnx only, imported when it runs\n"
+            "assert segprune.export.tensorrt.TrtRunner is segprune.export.trt_runner.TrtRunner\n"
             "for name in ('torch', 'tensorrt', 'polygraphy', 'onnx'):\n"
             "    assert sys.modules.get(name) is None, name\n")
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
@@ -411,6 +420,8 @@ def test_static_engine_builds_runs_and_matches_onnxruntime(tmp_path):
         assert runner.precision == "fp32" and runner.num_classes == 4 and runner.input_shape == [1, 3, 16, 24]
         assert runner.info()["versions"]["tensorrt"] == tensorrt.__version__
         times = runner.time_inference(images, warmup=2, runs=5)
+        end_to_end = runner.time_inference(images, warmup=2, runs=5, kind="end_to_end")
+        assert runner.timings == ("device", "end_to_end") and len(end_to_end) == 5
         with pytest.raises(ExportError, match="shapes from"):
             runner(np.zeros((2, 3, 16, 24), np.float32))
     assert logits.dtype == np.float32 and logits.shape == (1, 4, 16, 24)
@@ -452,6 +463,50 @@ def test_edited_sidecar_makes_the_runner_refuse(tmp_path):
     sidecar_path(engine).unlink()
     with pytest.raises(ExportError, match="rebuild"):
         TrtRunner(engine)
+
+
+@pytest.mark.tensorrt
+@needs_tensorrt
+@pytest.mark.parametrize("precisions, dynamic", [("fp32,fp16,int8", "batch,hw"), ("fp16,int8", "none")])
+def test_segprune_exports_build_engines_and_bench_reads_their_shapes(tiny_checkpoint, tmp_path, precisions, dynamic):
+    # defects 1 and 4 on a GPU: the project's own fp16/int8/dynamic graphs build, and `bench model.engine`
+    # runs at the engine's own size, timed on the device and end to end
+    out = tmp_path / "export"
+    code, _, err = run_cli(["export", tiny_checkpoint, "--out", out, "--input-size", "32x48", "--precision",
+                            precisions, "--dynamic", dynamic, "--calib-images", "8", "--parity-images", "4",
+                            "--tensorrt", "--workspace", "0.5", "--quiet"])
+    assert code == 0, err
+    manifest = json.loads((out / "export.json").read_text())
+    for precision in precisions.split(","):
+        engine = out / f"model.{precision}.engine"
+        assert manifest["files"][precision]["engine"]["file"] == engine.name
+        with TrtRunner(engine) as runner:
+            images = np.random.default_rng(0).standard_normal((1, 3, 32, 48)).astype(np.float32)
+            agreement = (runner(images).argmax(1) == _onnxruntime_logits(out / f"model.{precision}.onnx",
+                                                                         images).argmax(1)).mean()
+            assert agreement > 0.95
+        code, _, err = run_cli(["bench", engine, "--no-accuracy", "--runs", "5", "--warmup", "2", "--no-progress",
+                                "--report", tmp_path / f"{precision}.json"])
+        assert code == 0, err
+        (result,) = json.loads((tmp_path / f"{precision}.json").read_text())["results"]
+        assert result["input_shape"] == [1, 3, 32, 48] and result["timing"] == "device"
+        assert result["latency_end_to_end"]["p50_ms"] > 0 and result["latency"]["p50_ms"] > 0
+
+
+@pytest.mark.tensorrt
+@needs_tensorrt
+def test_two_engines_in_one_process_share_one_logger(tmp_path):
+    from segprune.export import tensorrt as module
+
+    first = tiny_onnx(tmp_path / "a.onnx")
+    build_engine(first, tmp_path / "a.engine", workspace_bytes=1 << 28)
+    logger = module._LOGGER
+    with pytest.raises(ExportError, match=r"node 'act0' \(op NoSuchOp\)"):
+        build_engine(tiny_onnx(tmp_path / "b.onnx", act="NoSuchOp", domain="com.example.segprune"),
+                     tmp_path / "b.engine", workspace_bytes=1 << 28)
+    with TrtRunner(tmp_path / "a.engine"):
+        pass
+    assert module._LOGGER is logger
 
 
 @pytest.mark.tensorrt
