@@ -253,7 +253,5 @@ def prepare_output_dir(path: Path, *, resume: bool = False, overwrite: bool = Fa
     except OSError as exc:
         raise ConfigError(f"--out {path} cannot be written ({exc.strerror or exc}): pass a writable folder") from None
     if overwrite and not resume:
-        for name in existing:
-            target = path / name
-            if target.is_file():
-                target.unlink()
+        for name in existing:  # missing_ok: under torchrun every rank runs this
+            (path / name).unlink(missing_ok=True)
