@@ -68,33 +68,21 @@ def compress_run(spec: str, baseline: Path, size: tuple[int, int], compression: 
     Writes ``out/model.safetensors`` and ``out/report.json`` (the stages original / compressed /
     fine-tuned with GMACs and val scores, the compression result, seconds) and returns the report.
     """
-    import copy
     import time
 
-    from segprune.compress import compress_
-    from segprune.data import EvalTransform, build_dataset, make_loader, spread_loader
+    from segprune.data import EvalTransform, build_dataset, spread_loader
     from segprune.io import save_json
     from segprune.models import load_checkpoint, save_checkpoint
     from segprune.report import make_report
-    from segprune.train import finetune, score_stage
+    from segprune.train import compress_and_finetune
 
     started = time.perf_counter()
     model, _ = load_checkpoint(baseline)
     val = build_dataset(spec, "val", transform=EvalTransform())
-    loader = make_loader(val, 4, shuffle=False)
-
-    def stage(name: str) -> dict:
-        return score_stage(name, model, size, loader, val.num_classes, input_size=size, class_names=list(val.classes))
-
-    stages = [stage("original")]
-    teacher = copy.deepcopy(model).eval() if finetuning.kd > 0 else None
     calib = spread_loader(build_dataset(spec, "train", transform=EvalTransform(size=size)), calib_images, 4)
-    result = compress_(model, compression, example=size, calib=calib)
-    stages.append(stage("compressed"))
-    if finetuning.epochs > 0:
-        finetune(model, build_dataset(spec, "train"), val, finetuning, out / "finetune", teacher=teacher,
-                 device="cpu", progress=False)
-        stages.append(stage("fine-tuned"))
+    result, stages, _ = compress_and_finetune(model, compression, finetuning, build_dataset(spec, "train"), val,
+                                              size=size, calib=calib, input_size=size, out_dir=out / "finetune",
+                                              device="cpu")
     save_checkpoint(out / "model.safetensors", model, {"compressed_from": str(baseline), "input_size": list(size),
                                                        "stages": stages})
     report = make_report("prune", checkpoint=str(baseline), data=spec, input_size=list(size),

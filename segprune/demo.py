@@ -76,13 +76,12 @@ def run_demo(cfg: DemoConfig, out: str | Path) -> dict[str, Any]:
 
     from segprune import plots
     from segprune.bench import BenchSettings, bench, open_runner
-    from segprune.compress import CompressConfig, compress_
+    from segprune.compress import CompressConfig
     from segprune.data import (
         EvalTransform,
         TrainTransform,
         build_dataset,
         image_batches,
-        make_loader,
         spread_loader,
     )
     from segprune.export import ExportConfig, ExportPlan, export_model
@@ -90,7 +89,7 @@ def run_demo(cfg: DemoConfig, out: str | Path) -> dict[str, Any]:
     from segprune.models import create_model, save_checkpoint
     from segprune.report import make_report
     from segprune.spectral import analyze_labels, analyze_model, keep_from_energy
-    from segprune.train import FinetuneConfig, TrainConfig, finetune, fit, score_stage, seed_everything
+    from segprune.train import FinetuneConfig, TrainConfig, compress_and_finetune, fit, seed_everything
 
     cfg = cfg.validate()
     out = Path(out)
@@ -133,21 +132,13 @@ def run_demo(cfg: DemoConfig, out: str | Path) -> dict[str, Any]:
     say(f"[3/5] compressing: keep-freq {keep:.3f} ({origin}), channels removed across --scope {cfg.scope} to "
         f"{cfg.target_macs:g} of the MACs ({cfg.importance}), {cfg.finetune_epochs} fine-tuning epochs with "
         "distillation from the original")
-    val_loader = make_loader(val_set, 4, shuffle=False)
-
-    def stage(name: str, m) -> dict:
-        return score_stage(name, m, size, val_loader, classes, input_size=size, class_names=list(val_set.classes))
-
-    stages = [stage("original", model)]
     compressed = copy.deepcopy(model)
     calib = spread_loader(build_dataset(cfg.data, "train", transform=EvalTransform(size=size)), 32, 4)
-    result = compress_(compressed, CompressConfig(keep_freq=keep, target_macs=cfg.target_macs, scope=cfg.scope,
-                                                  importance=cfg.importance), example=size, calib=calib)
-    stages.append(stage("compressed", compressed))
-    if cfg.finetune_epochs > 0:
-        finetune(compressed, build_dataset(cfg.data, "train"), val_set, ft_cfg, out / "prune" / "finetune",
-                 teacher=copy.deepcopy(model).eval(), device=cfg.device, progress=cfg.progress)
-        stages.append(stage("fine-tuned", compressed))
+    result, stages, _ = compress_and_finetune(
+        compressed, CompressConfig(keep_freq=keep, target_macs=cfg.target_macs, scope=cfg.scope,
+                                   importance=cfg.importance),
+        ft_cfg, build_dataset(cfg.data, "train"), val_set, size=size, calib=calib, input_size=size,
+        out_dir=out / "prune" / "finetune", device=cfg.device)
     save_checkpoint(out / "prune" / "model.safetensors", compressed,
                     {"keep_freq": keep, "input_size": list(size), "stages": stages})
 

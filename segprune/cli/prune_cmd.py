@@ -81,16 +81,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import copy
 
-    from segprune.compress import CompressConfig, compress_
-    from segprune.data import EvalTransform, build_dataset, make_loader, spread_loader
+    from segprune.compress import CompressConfig
+    from segprune.data import EvalTransform, build_dataset, spread_loader
     from segprune.errors import ConfigError
     from segprune.io import save_json
     from segprune.models import save_checkpoint
     from segprune.report import format_table, make_report
     from segprune.spectral import analyze_labels, keep_from_energy
-    from segprune.train import FinetuneConfig, finetune, score_stage
+    from segprune.train import FinetuneConfig, compress_and_finetune
 
     apply_runtime(args)
     started = time.perf_counter()
@@ -116,25 +115,13 @@ def run(args: argparse.Namespace) -> int:
                                 progress=not args.no_progress)
         config = CompressConfig(**{**config.__dict__, "keep_freq": keep_from_energy(labels.spectrum, args.energy,
                                                                                      size)})
-    val_loader = make_loader(val_set, 4, shuffle=False, workers=args.workers)
-
-    def stage(name: str) -> dict:
-        return score_stage(name, model, size, val_loader, val_set.num_classes, input_size=args.input_size,
-                           class_names=list(val_set.classes), progress=not args.no_progress)
-
-    stages = [stage("original")]
-    teacher = copy.deepcopy(model).eval() if args.kd > 0 else None
     calib = None
     if config.prunes:
         calib_set = build_dataset(args.data, args.train_split, transform=EvalTransform(size=args.input_size))
         calib = spread_loader(calib_set, args.calib_images, 4)
-    result = compress_(model, config, example=size, calib=calib)
-    stages.append(stage("compressed"))
-    run_summary = None
-    if ft is not None:
-        run_summary = finetune(model, train_set, val_set, ft, args.out / "finetune", teacher=teacher,
-                               device=args.device, progress=not args.no_progress)
-        stages.append(stage("fine-tuned"))
+    result, stages, run_summary = compress_and_finetune(
+        model, config, ft, train_set, val_set, size=size, calib=calib, input_size=args.input_size,
+        out_dir=args.out / "finetune", device=args.device, workers=args.workers, progress=not args.no_progress)
     keep = result.keep_freq
     save_checkpoint(args.out / "model.safetensors", model,
                     {"compressed_from": str(args.checkpoint), "keep_freq": keep, "input_size": list(size),

@@ -6,7 +6,7 @@ adapter states them (DESIGN.md, key decision 9):
 
 - where the decoder's high-resolution fusion runs (the part truncation shrinks) and how to
   set its grid (:meth:`ModelAdapter.set_truncation`), and which module's output is the
-  native decoder grid (:attr:`ModelAdapter.grid_layer`);
+  native decoder grid (:meth:`ModelAdapter.grid_layer`);
 - which layers each pruning scope may shrink, and which must never lose channels (the
   classifier: its outputs are the classes);
 - how to describe the network as JSON and rebuild it from that description, so a
@@ -40,7 +40,7 @@ ENTRY_POINT_GROUP = "segprune.adapters"
 class ModelAdapter:
     """What segprune needs to know about one family of segmentation networks.
 
-    Subclasses set :attr:`family` and :attr:`grid_layer` and implement the methods that
+    Subclasses set :attr:`family` and :attr:`scopes` and implement the methods that
     raise ``NotImplementedError``. Instances are stateless: every method takes the model.
     ``scopes`` maps each pruning scope to the module-name prefixes it may shrink
     (``decoder`` = the decoder's fusion, ``head`` = + the context module, ``all`` = + the

@@ -4,7 +4,7 @@ from segprune.train.config import TrainConfig
 from segprune.train.distill import DistillationKL, TeacherWrapper
 from segprune.train.distributed import DistContext, init_distributed
 from segprune.train.evaluate import evaluate, predict_logits
-from segprune.train.finetune import FinetuneConfig, finetune, score_stage
+from segprune.train.finetune import FinetuneConfig, compress_and_finetune, finetune, score_stage
 from segprune.train.losses import CrossEntropy, RecallCrossEntropy
 from segprune.train.multi_exit import ClassLayer, MultiExitWrapper, PresenceHead, SRLoss
 from segprune.train.objective import TERMS, Objective, build_training_module
@@ -29,6 +29,7 @@ __all__ = [
     "build_optimizer",
     "build_scheduler",
     "build_training_module",
+    "compress_and_finetune",
     "evaluate",
     "finetune",
     "fit",

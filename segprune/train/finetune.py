@@ -103,3 +103,37 @@ def score_stage(name: str, model: nn.Module, size: tuple[int, int], loader, num_
     return {"stage": name, "gmacs": macs.total_macs / 1e9, "mparams": macs.total_params / 1e6,
             "macs_by_group": {k: v / 1e9 for k, v in macs.macs.items()}, "miou": scores["miou"],
             "macc": scores["macc"], "per_class_iou": scores["per_class_iou"]}
+
+
+def compress_and_finetune(model: nn.Module, compression, finetuning: FinetuneConfig | None, train_set, val_set, *,
+                          size: tuple[int, int], calib=None, input_size: tuple[int, int] | None = None,
+                          out_dir: str | Path | None = None, device: str | None = None, workers: int = 0,
+                          progress: bool = False) -> tuple[Any, list[dict[str, Any]], dict[str, Any] | None]:
+    """The recipe with a score after each step: ``compress_`` (``compression``), then :func:`finetune`.
+
+    Returns the :class:`~segprune.compress.CompressResult`, the scored stages (``original``,
+    ``compressed`` and, when ``finetuning`` has epochs, ``fine-tuned``; see :func:`score_stage`)
+    and the fine-tuning summary. The teacher for distillation is a copy of ``model`` as given.
+    ``segprune prune``, the demo and the benchmarks report compression this way.
+    """
+    import copy
+
+    from segprune.compress import compress_
+    from segprune.data import make_loader
+
+    loader = make_loader(val_set, 4, shuffle=False, workers=workers)
+
+    def stage(name: str) -> dict[str, Any]:
+        return score_stage(name, model, size, loader, val_set.num_classes, input_size=input_size,
+                           class_names=list(val_set.classes), progress=progress)
+
+    stages = [stage("original")]
+    teacher = copy.deepcopy(model).eval() if finetuning is not None and finetuning.kd > 0 else None
+    result = compress_(model, compression, example=size, calib=calib)
+    stages.append(stage("compressed"))
+    summary = None
+    if finetuning is not None and finetuning.epochs > 0:
+        summary = finetune(model, train_set, val_set, finetuning, out_dir, teacher=teacher, device=device,
+                           progress=progress)
+        stages.append(stage("fine-tuned"))
+    return result, stages, summary
