@@ -10,6 +10,7 @@ expected to move near-tied pixels; their accuracy cost is measured as mIoU by
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 
@@ -30,16 +31,21 @@ class ParityReport:
     mean_abs_diff: float
     threshold: float
     images: int
+    nonfinite: int = 0  # NaN or infinite logits, exported and PyTorch together: any one fails the check
 
     @property
     def passed(self) -> bool:
-        return self.agreement >= self.threshold
+        # argmax of NaN is 0 on both sides and max(d, nan) keeps d: a NaN graph would "agree" 100 %
+        return self.nonfinite == 0 and self.agreement >= self.threshold
 
     def to_dict(self) -> dict:
         return {**asdict(self), "passed": self.passed}
 
     def summary(self) -> str:
-        verdict = "ok" if self.passed else f"FAILED (needs >= {100 * self.threshold:.2f}%)"
+        if self.nonfinite:
+            verdict = f"FAILED ({self.nonfinite} non-finite logits: the model or its graph computes NaN/Inf)"
+        else:
+            verdict = "ok" if self.passed else f"FAILED (needs >= {100 * self.threshold:.2f}%)"
         return (f"{self.precision}: argmax agreement {100 * self.agreement:.4f}% over {self.pixels} pixels, "
                 f"max |dlogit| {self.max_abs_diff:.3g}, mean {self.mean_abs_diff:.3g}: {verdict}")
 
@@ -60,15 +66,17 @@ def check_parity(model: nn.Module, run: Callable[[np.ndarray], np.ndarray], batc
     """
     batches = list(batches)
     references = reference_logits(model, batches) if references is None else references
-    agree = pixels = images = 0
+    agree = pixels = images = nonfinite = 0
     max_diff, sum_diff, count = 0.0, 0.0, 0
     for batch, ref in zip(batches, references, strict=True):
         batch = np.ascontiguousarray(batch, dtype=np.float32)
         out = run(batch)
         if out.shape != ref.shape:
             raise ValueError(f"exported model returned {out.shape}, PyTorch {ref.shape}")
+        bad = int((~np.isfinite(out)).sum() + (~np.isfinite(ref)).sum())
+        nonfinite += bad
         diff = np.abs(out - ref)
-        max_diff = max(max_diff, float(diff.max()))
+        max_diff = math.inf if bad else max(max_diff, float(diff.max()))
         sum_diff += float(diff.sum(dtype=np.float64))
         count += diff.size
         agree += int((out.argmax(1) == ref.argmax(1)).sum())
@@ -78,4 +86,4 @@ def check_parity(model: nn.Module, run: Callable[[np.ndarray], np.ndarray], batc
         raise ValueError("parity needs at least one batch")
     limit = MIN_AGREEMENT[precision] if threshold is None else threshold
     return ParityReport(precision=precision, pixels=pixels, agreement=agree / pixels, max_abs_diff=max_diff,
-                        mean_abs_diff=sum_diff / count, threshold=limit, images=images)
+                        mean_abs_diff=sum_diff / count, threshold=limit, images=images, nonfinite=nonfinite)

@@ -186,7 +186,9 @@ def _failure_message(failed: list[str], reasons: dict[str, str], files: dict[str
             parts.append(f"{precision} breaks TensorRT rule {first['rule']} at node {first['node']!r} "
                          f"({first['op']}): {first['message']}")
         else:
-            parts.append(f"parity failed for {precision}")
+            nonfinite = sum(c.get("nonfinite", 0) for c in entry["parity"])
+            parts.append(f"parity failed for {precision}"
+                         + (f" ({nonfinite} NaN/Inf logits)" if nonfinite else ""))
     kept = ", ".join(files[p]["file"] for p in failed)
     return (f"{'; '.join(parts)}: kept as {kept} in {out}; see {out / MANIFEST} "
             "(--no-tensorrt-check skips the TensorRT rules)")
