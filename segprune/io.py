@@ -2,7 +2,13 @@
 
 Outputs are written to a temporary file in the destination folder and moved into place
 with :func:`os.replace`, which is atomic on POSIX and Windows: an interrupted run leaves
-either the old file or the new one under the final name, never half of one.
+either the old file or the new one under the final name, never half of one. A folder whose
+files belong together (an export: graphs and the manifest describing them) is built whole
+in a temporary sibling and renamed into place (:func:`staged_dir`), so it never mixes two runs.
+
+Temporary names are ``.<name>.<pid>-<random><suffix>``: a process killed mid-save (SIGKILL
+skips every cleanup) leaves one behind, and the next save into that folder removes those
+whose process is gone (:func:`_sweep_stale`), so leftovers never pile up to a disk's size.
 """
 
 from __future__ import annotations
@@ -12,7 +18,10 @@ import hashlib
 import json
 import math
 import os
+import re
+import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -20,11 +29,54 @@ from typing import IO, Any
 from segprune.errors import SegpruneError
 
 
-def _umask_mode() -> int:
-    """The permissions ``open()`` would give a new file (mkstemp's are 0600)."""
+_STARTED = time.time()
+_SWEPT: set[Path] = set()
+_TEMP_NAME = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)-[a-z0-9_]{8}(?P<suffix>\.[^.]+)$")
+
+
+def _temp_prefix(path: Path) -> str:
+    return f".{path.name}.{os.getpid()}-"
+
+
+def _process_gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, OverflowError):  # another user's process: alive; a bogus pid: leave the file alone
+        return False
+    return False
+
+
+def _sweep_stale(folder: Path) -> None:
+    """Remove segprune's own temporary files and folders that a killed process left in ``folder``.
+
+    Only names of the :func:`atomic_write` / :func:`staged_dir` form, whose writing process no
+    longer runs and that are older than this process, so a concurrent save is never touched.
+    Once per folder and process: a folder of thousands of dataset images is listed once.
+    """
+    folder = folder.resolve()
+    if folder in _SWEPT:
+        return
+    _SWEPT.add(folder)
+    with contextlib.suppress(OSError):
+        for entry in folder.iterdir():
+            match = _TEMP_NAME.match(entry.name)
+            if not match or match["suffix"] not in (".tmp", ".old", Path(match["name"]).suffix):
+                continue
+            with contextlib.suppress(OSError):
+                if entry.lstat().st_mtime < _STARTED and _process_gone(int(match["pid"])):
+                    if entry.is_dir() and not entry.is_symlink():
+                        shutil.rmtree(entry)
+                    else:
+                        entry.unlink()
+
+
+def _umask_mode(base: int = 0o666) -> int:
+    """The permissions ``open()`` (base 0o666) or ``mkdir`` (0o777) would give (mkstemp's are 0600, mkdtemp's 0700)."""
     mask = os.umask(0)
     os.umask(mask)
-    return 0o666 & ~mask
+    return base & ~mask
 
 
 @contextlib.contextmanager
@@ -32,7 +84,8 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
     """Open a temporary sibling of ``path`` for writing; move it onto ``path`` on success."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    _sweep_stale(path.parent)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=_temp_prefix(path), suffix=".tmp")
     try:
         with os.fdopen(fd, mode) as handle:
             yield handle
@@ -55,7 +108,8 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix or ".tmp")
+    _sweep_stale(path.parent)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=_temp_prefix(path), suffix=path.suffix or ".tmp")
     os.close(fd)
     try:
         yield Path(tmp)
@@ -65,6 +119,51 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+@contextlib.contextmanager
+def staged_dir(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield an empty temporary sibling of the folder ``path``; on success it replaces ``path`` whole.
+
+    Readers see the old folder or the new one, never files of both: a re-export cannot keep a
+    precision the new model does not have, an interrupted one leaves the old folder as it was,
+    and of two concurrent writers the last to finish wins with all of its files. On failure the
+    temporary folder is removed, and so are the parents this call created, so nothing empty is
+    left behind. The caller checks beforehand that ``path`` may be replaced (it deletes the old
+    folder's files).
+    """
+    path = Path(path)
+    missing = [p for p in (path.parent, *path.parent.parents) if not p.exists()]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _sweep_stale(path.parent)
+    stage = Path(tempfile.mkdtemp(dir=path.parent, prefix=_temp_prefix(path), suffix=".tmp"))
+    try:
+        yield stage
+        os.chmod(stage, _umask_mode(0o777))
+        _rename_dir_into_place(stage, path)
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        for folder in missing:  # deepest first; rmdir removes only empty folders
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        raise
+
+
+def _rename_dir_into_place(stage: Path, path: Path) -> None:
+    """Rename ``stage`` onto ``path``; an existing ``path`` is first renamed aside, then deleted."""
+    for _ in range(100):  # a concurrent writer may put its folder in place between our two renames
+        try:
+            os.rename(stage, path)  # atomic; fails on a non-empty folder
+            return
+        except OSError as exc:
+            if not path.is_dir() or path.is_symlink():
+                raise
+            old = Path(tempfile.mkdtemp(dir=path.parent, prefix=_temp_prefix(path), suffix=".old"))
+            with contextlib.suppress(FileNotFoundError):
+                os.rename(path, old)  # onto an empty folder: allowed
+            shutil.rmtree(old, ignore_errors=True)
+            last = exc
+    raise last
 
 
 def save_json(path: str | os.PathLike, obj: Any) -> None:

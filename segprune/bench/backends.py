@@ -61,6 +61,9 @@ def resolve_model(path: str | Path, backend: str, precision: str | None) -> Path
             found = ", ".join(sorted(p.name for p in path.glob(f"model.*.{ext}"))) or "none"
             raise ConfigError(f"{path} has no {name} (found: {found}): export it with "
                               f"`segprune export CKPT --out {path} --precision {precision or 'fp32'}`")
+        from segprune.export.pipeline import check_export_file
+
+        check_export_file(path, path / name, precision or "fp32")
         return path / name
     return path
 

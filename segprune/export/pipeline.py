@@ -1,7 +1,9 @@
 """The whole export: fp32 ONNX, then each requested precision, each followed by its checks.
 
 Outputs in ``out_dir``: ``model.<precision>.onnx`` per precision and ``export.json``, the
-manifest (files, hashes, parity figures, TensorRT rule check, settings). Every file is
+manifest (files, hashes, parity figures, TensorRT rule check, settings). The folder is built
+in a temporary sibling and renamed into place whole, so it only ever holds one export's
+files, each listed (with its hash) in the manifest; ``segprune bench`` checks them against it. Every file is
 checked twice: its parity with PyTorch, and (unless ``ExportPlan.tensorrt_check`` is off)
 the rules TensorRT imposes on the graph (:mod:`segprune.export.trt_rules`). A file that
 fails its parity check is renamed ``model.<precision>.PARITY-FAILED.onnx``, one that breaks
@@ -15,6 +17,7 @@ that error propagates.
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,13 +26,13 @@ from typing import Any
 import numpy as np
 from torch import nn
 
-from segprune.errors import ConfigError, RegressionFound, SegpruneError
+from segprune.errors import ConfigError, ExportError, RegressionFound, SegpruneError
 from segprune.export.onnx_export import ExportConfig, export_onnx
 from segprune.export.onnx_runner import OnnxRunner
 from segprune.export.parity import MIN_AGREEMENT, check_parity, reference_logits
 from segprune.export.precision import INT8_REST, PRECISIONS, quantize_int8, to_fp16
 from segprune.export.trt_rules import check_file, summary
-from segprune.io import file_sha256, save_json
+from segprune.io import file_sha256, load_json, save_json, staged_dir
 from segprune.models.adapters import model_info
 
 MANIFEST = "export.json"
@@ -103,15 +106,78 @@ def export_model(model: nn.Module, out_dir: str | Path, cfg: ExportConfig, plan:
 
         require_tensorrt("--tensorrt")  # fail before writing anything, with the install instruction
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    check_export_dir(out)
     if "int8" in plan.precisions and calib_batches is None:
-        raise ConfigError("int8 needs calibration images: pass --calib N with --data")
+        raise ConfigError("int8 needs calibration images: pass --calib-images N with --data")
+    error: SegpruneError | None = None
+    with staged_dir(out) as stage:  # the folder is replaced whole: never two exports' files side by side
+        manifest = _export_files(model, stage, cfg, plan, batches, calib_batches, source, log)
+        if plan.tensorrt:
+            if (out / "timing.cache").is_file():  # the previous export's kernel timings speed up this build
+                shutil.copyfile(out / "timing.cache", stage / "timing.cache")
+            try:
+                _build_engines(stage, manifest["files"], cfg, plan, log)
+            except SegpruneError as exc:  # the ONNX files exist: say so in the manifest, then fail as before
+                manifest["engine_error"] = str(exc)
+                error = exc
+        save_json(stage / MANIFEST, manifest)
+    if error is not None:
+        raise error
+    if manifest["failed"]:
+        raise RegressionFound(_failure_message(manifest["failed"], manifest["failures"], manifest["files"], out))
+    return manifest
+
+
+def check_export_dir(out: Path) -> None:
+    """Refuse an ``out`` that an export may not replace: a file, or a folder holding files an export never writes.
+
+    An export replaces its folder whole (:func:`segprune.io.staged_dir`), so a folder of the
+    user's other files is refused rather than deleted.
+    """
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file: pass a folder for the export")
+    if out.is_dir():
+        foreign = sorted(p.name for p in out.iterdir() if not _is_export_file(p.name))
+        if foreign:
+            raise ConfigError(f"--out {out} holds files an export does not write ({', '.join(foreign[:3])}): an export "
+                              "replaces its whole folder, so pass an empty folder, a previous export or a new path")
+
+
+def check_export_file(folder: Path, file: Path, precision: str) -> None:
+    """Refuse a file of an export folder unless its manifest lists it, with the same hash for an ONNX file.
+
+    What ``segprune bench FOLDER`` measures must be the model the manifest describes, not a
+    file left by another export or copied in by hand.
+    """
+    manifest_path = folder / MANIFEST
+    again = f"export it again with `segprune export MODEL --out {folder} --precision {precision}`"
+    if not manifest_path.is_file():
+        raise ExportError(f"{folder} has no {MANIFEST}, so {file.name} cannot be checked: {again}")
+    manifest = load_json(manifest_path)
+    entry = (manifest.get("files") or {}).get(precision) if isinstance(manifest, dict) else None
+    entry = entry if isinstance(entry, dict) else {}
+    listed = (entry.get("engine") or {}).get("file") if file.suffix == ".engine" else entry.get("file")
+    if listed != file.name:
+        raise ExportError(f"{file} is not listed in {manifest_path} (left by another export): {again}")
+    if file.suffix == ".onnx" and entry.get("sha256") != file_sha256(file):
+        raise ExportError(f"{file} does not match the sha256 in {manifest_path} (the folder mixes two exports): "
+                          f"{again}")
+
+
+def _is_export_file(name: str) -> bool:
+    return name in (MANIFEST, "timing.cache") or name.startswith(("model.", ".model."))
+
+
+def _export_files(model: nn.Module, out: Path, cfg: ExportConfig, plan: ExportPlan,
+                  batches: Callable[[tuple[int, int], int], list[np.ndarray]],
+                  calib_batches: Callable[[tuple[int, int]], list[np.ndarray]] | None,
+                  source: dict[str, Any] | None, log: Callable[[str], None]) -> dict[str, Any]:
+    """Write and check every precision's ONNX file in ``out``; returns the manifest (without engines)."""
     described = model_info(model, missing_ok=True)
     stride = int(described.get("output_stride") or 16)
     model = model.eval().cpu()
     fp32 = out / onnx_name("fp32")
-    log(f"exporting {cfg.input_size[0]}x{cfg.input_size[1]} (dynamic: {','.join(sorted(cfg.dynamic)) or 'none'}) "
-        f"to {fp32}")
+    log(f"exporting {cfg.input_size[0]}x{cfg.input_size[1]} (dynamic: {','.join(sorted(cfg.dynamic)) or 'none'})")
     export_onnx(model, fp32, cfg, metadata={"source": source or {}})
     # the same images and PyTorch logits check every precision: compute them once per size
     parity_batches = {size: batches(size, cfg.batch_size) for size in _parity_sizes(cfg, stride)}
@@ -150,22 +216,11 @@ def export_model(model: nn.Module, out_dir: str | Path, cfg: ExportConfig, plan:
         files[precision]["file"] = bad.name
     if "fp32" not in plan.precisions:
         fp32.unlink()  # only the intermediate: the user did not ask for fp32
-    manifest = {"input_size": list(cfg.input_size), "batch_size": cfg.batch_size, "dynamic": sorted(cfg.dynamic),
-                "opset": cfg.opset, "simplified": cfg.simplify, "source": source or {},
-                "model": described.get("config", {}), "family": described.get("family"), "files": files,
-                "failed": failed, "failures": reasons, "tensorrt_check": plan.tensorrt_check,
-                "int8_rest": plan.int8_rest if "int8" in plan.precisions else None}
-    if plan.tensorrt:
-        try:
-            _build_engines(out, files, cfg, plan, log)
-        except SegpruneError as exc:  # the ONNX files exist: say so in the manifest, then fail as before
-            manifest["engine_error"] = str(exc)
-            save_json(out / MANIFEST, manifest)
-            raise
-    save_json(out / MANIFEST, manifest)
-    if failed:
-        raise RegressionFound(_failure_message(failed, reasons, files, out))
-    return manifest
+    return {"input_size": list(cfg.input_size), "batch_size": cfg.batch_size, "dynamic": sorted(cfg.dynamic),
+            "opset": cfg.opset, "simplified": cfg.simplify, "source": source or {},
+            "model": described.get("config", {}), "family": described.get("family"), "files": files,
+            "failed": failed, "failures": reasons, "tensorrt_check": plan.tensorrt_check,
+            "int8_rest": plan.int8_rest if "int8" in plan.precisions else None}
 
 
 def _tensorrt_check(path: Path, plan: ExportPlan, log: Callable[[str], None]) -> dict[str, Any]:
