@@ -28,7 +28,6 @@ from typing import IO, Any
 
 from segprune.errors import SegpruneError
 
-
 _STARTED = time.time()
 _SWEPT: set[Path] = set()
 _TEMP_NAME = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)-[a-z0-9_]{8}(?P<suffix>\.[^.]+)$")
@@ -132,7 +131,7 @@ def staged_dir(path: str | os.PathLike) -> Iterator[Path]:
     left behind. The caller checks beforehand that ``path`` may be replaced (it deletes the old
     folder's files).
     """
-    path = Path(path)
+    path = Path(path).absolute()  # "." has no name to build a sibling from
     missing = [p for p in (path.parent, *path.parent.parents) if not p.exists()]
     path.parent.mkdir(parents=True, exist_ok=True)
     _sweep_stale(path.parent)

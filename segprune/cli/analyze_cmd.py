@@ -17,6 +17,8 @@ from segprune.cli.common import (
     load_model_for,
     parse_floats,
     parse_ints,
+    positive_int,
+    prepare_output_dir,
 )
 
 NAME = "analyze"
@@ -43,14 +45,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                       help="label maps (evenly spaced) for the reconstruction ceilings; 0 = all, -1 = skip")
     spec.add_argument("--blocks", type=parse_ints, default=(1, 2, 4, 8, 16, 32), metavar="B1,B2,..",
                       help="block sizes for the block-label ceilings and annotation cost")
-    spec.add_argument("--batch-size", type=int, default=2,
+    spec.add_argument("--batch-size", type=positive_int, default=2,
                       help="label maps per batched transform (small batches stay in cache: fastest on CPU)")
     mdl = parser.add_argument_group("model (optional)")
     mdl.add_argument("--model", default=None, metavar="MODEL",
                      help=f"adds cross-entropy by band and decoder feature spectra; {MODEL_SOURCE_HELP}")
     mdl.add_argument("--layers", default=None, metavar="NAME[,NAME]",
                      help="modules whose outputs to measure (NAME:in for a module's input); default: the decoder")
-    mdl.add_argument("--calib-images", type=int, default=64, metavar="N", help="images for the model pass")
+    mdl.add_argument("--calib-images", type=positive_int, default=64, metavar="N", help="images for the model pass")
     add_source_args(parser)
     add_input_size(mdl, "the images' own size")
     parser.add_argument("--out", type=Path, default=Path("runs/analyze"), metavar="DIR",
@@ -69,6 +71,7 @@ def run(args: argparse.Namespace) -> int:
     from segprune.spectral import analyze_labels, analyze_model, check_keep, keep_from_energy
 
     apply_runtime(args)
+    prepare_output_dir(args.out)
     if args.keep_freq is not None and args.energy is not None:
         raise ConfigError("give --keep-freq or --energy, not both")
     if args.keep_freq is not None:

@@ -12,7 +12,11 @@ from segprune.cli.common import (
     add_input_size,
     add_output_args,
     add_source_args,
+    check_output_dir,
+    device_name,
     emit,
+    nonneg_int,
+    positive_int,
 )
 
 NAME = "bench"
@@ -39,11 +43,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--backend", choices=("torch", "onnxruntime", "tensorrt"), default=None,
                      help="backend for every MODEL (default: from each file: .safetensors torch, .onnx or a folder "
                           "onnxruntime, .engine tensorrt)")
-    run.add_argument("--device", default="cpu", help="cpu or cuda (torch, onnxruntime with onnxruntime-gpu)")
+    run.add_argument("--device", type=device_name, default="cpu", help="cpu or cuda (torch, onnxruntime with onnxruntime-gpu)")
     run.add_argument("--precision", choices=("fp32", "fp16", "int8"), default=None,
                      help="precision: picks model.<precision>.onnx in an export folder, fp16 autocast for torch on "
                           "CUDA; checked against an ONNX file's own precision")
-    run.add_argument("--threads", type=int, default=None, metavar="N",
+    run.add_argument("--threads", type=positive_int, default=None, metavar="N",
                      help="CPU threads for torch and onnxruntime (default: their own choice, the core count)")
     run.add_argument("--compile", action="store_true", help="torch backend: torch.compile the model")
     run.add_argument("--cuda-graphs", action="store_true",
@@ -54,15 +58,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     data.add_argument("--split", default="val", help="split to evaluate on (all of it unless --max-images)")
     add_input_size(data, "the size recorded in the first model (an engine's optimization profile, an ONNX file's "
                          "export size, a checkpoint's training size), else 360x480")
-    data.add_argument("--batch-size", type=int, default=None,
+    data.add_argument("--batch-size", type=positive_int, default=None,
                       help="images per call, timed and evaluated (default: the first model's fixed batch, else 1)")
-    data.add_argument("--max-images", type=int, default=None, metavar="N",
+    data.add_argument("--max-images", type=positive_int, default=None, metavar="N",
                       help="evaluate on N evenly spread images instead of the full split (quick looks only)")
     data.add_argument("--no-accuracy", action="store_true", help="latency only")
     timing = parser.add_argument_group("timing")
-    timing.add_argument("--warmup", type=int, default=5, help="untimed calls per model before timing")
-    timing.add_argument("--runs", type=int, default=30, help="timed calls per model")
-    timing.add_argument("--rounds", type=int, default=3, help="the timed calls are interleaved across models in "
+    timing.add_argument("--warmup", type=nonneg_int, default=5, help="untimed calls per model before timing")
+    timing.add_argument("--runs", type=positive_int, default=30, help="timed calls per model")
+    timing.add_argument("--rounds", type=positive_int, default=3, help="the timed calls are interleaved across models in "
                                                               "this many rounds")
     parser.add_argument("--record", type=Path, default=None, metavar="CARD_DIR",
                         help="write these results as baselines into CARD_DIR/baselines.json (models/<name>/); an "
@@ -82,6 +86,8 @@ def run(args: argparse.Namespace) -> int:
     if not models:
         raise ConfigError("name at least one MODEL to benchmark (a checkpoint, an .onnx file, an engine or an "
                           "export folder)")
+    if args.record is not None:  # refused before measuring, not after
+        _check_card(args.record)
     runners = {}
     try:
         for i, path in enumerate(models):
@@ -107,6 +113,18 @@ def run(args: argparse.Namespace) -> int:
         print(f"recorded {written} baseline entries in {args.record / 'baselines.json'}", file=sys.stderr)
     emit(args, report, bench_table(payload))
     return 0
+
+
+def _check_card(card: Path) -> None:
+    """``--record``'s model card folder must exist, hold readable baselines and be writable."""
+    from segprune.errors import ConfigError
+    from segprune.regress import load_baselines
+
+    if not card.exists():
+        raise ConfigError(f"--record {card} does not exist: create the model card folder first (mkdir -p {card}), "
+                          "then record into it")
+    load_baselines(card)  # a file, or a malformed baselines.json, is refused here
+    check_output_dir(card, "--record")
 
 
 def _fixed_batch(runner) -> int:

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +68,39 @@ def parse_size(text: str) -> tuple[int, int]:
     return parts[0], parts[1]
 
 
+def _integer(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+
+
+def positive_int(text: str) -> int:
+    """An ``int`` option that counts something there must be at least one of (runs, images, batch, threads)."""
+    value = _integer(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not allowed: it must be at least 1")
+    return value
+
+
+def nonneg_int(text: str) -> int:
+    """An ``int`` option where 0 means none (warm-up calls, worker processes), never a negative count."""
+    value = _integer(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} is not allowed: it must be 0 or more")
+    return value
+
+
+_DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
+
+
+def device_name(text: str) -> str:
+    """``auto``, ``cpu``, ``cuda`` or ``cuda:N``, checked when parsed (whether the GPU exists is checked later)."""
+    if not _DEVICE.match(text.strip().lower()):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a device: use cpu, cuda, cuda:N or auto")
+    return text.strip().lower()
+
+
 def parse_floats(text: str) -> tuple[float, ...]:
     try:
         return tuple(float(p) for p in text.split(","))
@@ -101,15 +136,15 @@ def add_data_args(parser: argparse.ArgumentParser, *, split: str | None = None) 
     group.add_argument("--data", required=True, metavar="SPEC", help=DATA_HELP)
     if split is not None:
         group.add_argument("--split", default=split, help="which split to read")
-    group.add_argument("--workers", type=int, default=0, metavar="N",
+    group.add_argument("--workers", type=nonneg_int, default=0, metavar="N",
                        help="DataLoader worker processes (0 loads in the main process)")
 
 
 def add_runtime_args(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("runtime")
-    group.add_argument("--device", default="auto",
+    group.add_argument("--device", type=device_name, default="auto",
                        help="cpu, cuda, cuda:N or auto (auto: the GPU when one is visible)")
-    group.add_argument("--threads", type=int, default=None, metavar="N",
+    group.add_argument("--threads", type=positive_int, default=None, metavar="N",
                        help="CPU threads for PyTorch (PyTorch picks when unset, usually the core count)")
     group.add_argument("--no-progress", action="store_true", help="hide progress bars (they go to stderr)")
 
@@ -228,30 +263,61 @@ def load_model_for(source: str | Path, dataset, device_name: str | None, args: a
     return model, device, info
 
 
+def check_output_dir(path: Path, option: str = "--out") -> None:
+    """Refuse now, before any work, a folder the command could not write its outputs into at the end.
+
+    ``path`` may not exist yet: the probe writes a temporary file into ``path`` or its nearest
+    existing parent, so nothing is created by the check (a folder under ``/proc``, on a
+    read-only filesystem or without permission fails here, not after hours of training).
+    """
+    from segprune.errors import ConfigError
+
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{option} {path} is a file: pass a folder for the outputs")
+    base = path.absolute()
+    while not base.exists():
+        base = base.parent
+    if not base.is_dir():
+        raise ConfigError(f"{option} {path} lies under the file {base}: pass a folder path")
+    try:
+        fd, probe = tempfile.mkstemp(dir=base, prefix=".segprune-write-test-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise ConfigError(f"{option} {path} cannot be written ({exc.strerror or exc}): pass a writable "
+                          "folder") from None
+
+
+def check_output_file(path: Path, option: str = "--report") -> None:
+    """Refuse now a file path the command writes at its end: a folder, or a place that cannot be written."""
+    from segprune.errors import ConfigError
+
+    if path.is_dir():
+        raise ConfigError(f"{option} {path} is a folder: pass a file path, e.g. {path / 'report.json'}")
+    check_output_dir(path.parent, option=f"{option} {path}: folder")
+
+
 def prepare_output_dir(path: Path, *, resume: bool = False, overwrite: bool = False,
-                       owned: tuple[str, ...] = ()) -> None:
+                       owned: tuple[str, ...] = (), option: str = "--out") -> None:
     """Check, before any work, that ``path`` can take a run's outputs without losing a user's results.
 
     A folder that already holds one of the ``owned`` files (what the command writes) is refused
     unless ``resume`` (continue it) or ``overwrite`` (those files are removed now, so an old
     run's files never mix with the new one's). A path that is a file, or a folder that cannot
-    be written, is refused at once rather than after the work.
+    be written, is refused at once rather than after the work (:func:`check_output_dir`).
     """
     from segprune.errors import ConfigError
 
-    if path.exists() and not path.is_dir():
-        raise ConfigError(f"--out {path} is a file: pass a folder for the outputs")
+    check_output_dir(path, option)
     existing = [name for name in owned if (path / name).exists()]
     if existing and not resume and not overwrite:
-        raise ConfigError(f"--out {path} already holds a run ({', '.join(existing[:3])}): pass --resume to continue "
-                          "it, --overwrite to replace it, or another --out")
+        raise ConfigError(f"{option} {path} already holds a run ({', '.join(existing[:3])}): pass --resume to "
+                          "continue it, --overwrite to replace it, or another --out")
     try:
         path.mkdir(parents=True, exist_ok=True)
-        probe = path / f".segprune-write-test-{os.getpid()}"
-        probe.write_bytes(b"")
-        probe.unlink()
     except OSError as exc:
-        raise ConfigError(f"--out {path} cannot be written ({exc.strerror or exc}): pass a writable folder") from None
+        raise ConfigError(f"{option} {path} cannot be created ({exc.strerror or exc}): pass a writable "
+                          "folder") from None
     if overwrite and not resume:
         for name in existing:  # missing_ok: under torchrun every rank runs this
             (path / name).unlink(missing_ok=True)

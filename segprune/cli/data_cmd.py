@@ -5,7 +5,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from segprune.cli.common import HelpFormatter, add_output_args, emit, parse_size
+from segprune.cli.common import (
+    HelpFormatter,
+    add_output_args,
+    emit,
+    parse_size,
+    positive_int,
+    prepare_output_dir,
+)
 
 NAME = "data"
 HELP = "write the synthetic dataset, or check a dataset"
@@ -19,8 +26,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     synth = sub.add_parser("synth", help="write the synthetic dataset as a folder dataset",
                            formatter_class=HelpFormatter)
     synth.add_argument("--out", type=Path, required=True, metavar="DIR", help="destination folder (created if missing)")
-    synth.add_argument("--train", type=int, default=64, metavar="N", help="number of training scenes to write")
-    synth.add_argument("--val", type=int, default=16, metavar="N", help="number of validation scenes to write")
+    synth.add_argument("--train", type=positive_int, default=64, metavar="N", help="number of training scenes to write")
+    synth.add_argument("--val", type=positive_int, default=16, metavar="N", help="number of validation scenes to write")
     synth.add_argument("--size", type=parse_size, default=(96, 128), metavar="HxW", help="image height and width of every generated scene")
     synth.add_argument("--classes", type=int, default=6, metavar="K", help="number of classes in the scenes (at least 2)")
     synth.add_argument("--seed", type=int, default=0, help="generator seed: the same seed writes the same files")
@@ -40,6 +47,7 @@ def run(args: argparse.Namespace) -> int:
 def _synth(args: argparse.Namespace) -> int:
     from segprune.data import SyntheticScenes, write_folder
 
+    prepare_output_dir(args.out)
     for split, n in (("train", args.train), ("val", args.val)):
         data = SyntheticScenes(n, size=args.size, num_classes=args.classes, seed=args.seed, split=split)
         write_folder(data, args.out, split)

@@ -14,6 +14,7 @@ from segprune.cli.common import (
     apply_runtime,
     emit,
     load_model_for,
+    prepare_output_dir,
 )
 
 NAME = "erf"
@@ -54,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
     from segprune.report import format_table, make_report
 
     apply_runtime(args)
+    prepare_output_dir(args.out)
     if args.images < 0:
         raise ConfigError(f"--images must be 0 (all) or positive, got {args.images}")
     dataset = build_dataset(args.data, args.split, transform=EvalTransform(args.input_size))

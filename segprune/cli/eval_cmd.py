@@ -14,6 +14,7 @@ from segprune.cli.common import (
     apply_runtime,
     emit,
     load_model_for,
+    positive_int,
 )
 
 NAME = "eval"
@@ -28,7 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_source_args(parser)
     add_data_args(parser, split="val")
     add_input_size(parser, "the images' own size")
-    parser.add_argument("--batch-size", type=int, default=4, help="images per forward pass")
+    parser.add_argument("--batch-size", type=positive_int, default=4, help="images per forward pass")
     add_runtime_args(parser)
     add_output_args(parser)
 

@@ -13,8 +13,10 @@ from segprune.cli.common import (
     add_input_size,
     add_output_args,
     add_source_args,
+    check_output_dir,
     emit,
     load_model_for,
+    positive_int,
 )
 
 NAME = "export"
@@ -61,7 +63,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     shape.add_argument("--allow-unaligned", action="store_true",
                        help="accept an input size the output stride does not divide (e.g. CamVid's 360x480 at OS16) "
                             "for a model trained at that size")
-    shape.add_argument("--batch-size", type=int, default=1, help="batch size of the graph (and of parity batches)")
+    shape.add_argument("--batch-size", type=positive_int, default=1, help="batch size of the graph (and of parity batches)")
     shape.add_argument("--dynamic", type=_dynamic, default=frozenset(), metavar="AXES",
                        help="dynamic axes: batch, hw or batch,hw (spectral/area-truncated models: batch only)")
     shape.add_argument("--opset", type=int, default=18, help="ONNX opset (17 or newer)")
@@ -69,9 +71,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     prec = parser.add_argument_group("precision")
     prec.add_argument("--precision", default="fp32", metavar="LIST",
                       help="comma-separated precisions to write: fp32, fp16, int8")
-    prec.add_argument("--calib-images", type=int, default=32, metavar="N",
+    prec.add_argument("--calib-images", type=positive_int, default=32, metavar="N",
                       help="int8 calibration images from --data")
-    add_alias(prec, "--calib", "--calib-images", "calib_images", type=int)
+    add_alias(prec, "--calib", "--calib-images", "calib_images", type=positive_int)
     prec.add_argument("--calib-split", default="train", help="split the calibration images come from")
     prec.add_argument("--calib-method", default="percentile", choices=("percentile", "minmax", "entropy"),
                       help="int8 range calibration")
@@ -84,7 +86,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     check.add_argument("--data", default=None, metavar="SPEC",
                        help=f"images for parity and calibration (default: synthetic scenes). {DATA_HELP}")
     check.add_argument("--split", default="val", help="split the parity images come from")
-    check.add_argument("--parity-images", type=int, default=8, metavar="N", help="images compared with PyTorch")
+    check.add_argument("--parity-images", type=positive_int, default=8, metavar="N", help="images compared with PyTorch")
     check.add_argument("--min-agreement", type=_agreement, default={}, metavar="SHARE",
                        help="argmax agreement a file needs, as a share: one value or PRECISION=SHARE pairs "
                             "(defaults: fp32=0.9999, fp16=0.999, int8=0.90)")
@@ -94,7 +96,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      help="skip the check of every graph against TensorRT's published ONNX rules (runs without "
                           "TensorRT; on by default)")
     trt.add_argument("--workspace", type=float, default=4.0, metavar="GIB", help="TensorRT workspace limit")
-    parser.add_argument("--threads", type=int, default=None, metavar="N", help="CPU threads for PyTorch")
+    parser.add_argument("--threads", type=positive_int, default=None, metavar="N", help="CPU threads for PyTorch")
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     add_output_args(parser)
 
@@ -104,9 +106,13 @@ def run(args: argparse.Namespace) -> int:
 
     from segprune.data import image_batches, synthetic_spec
     from segprune.export import ExportConfig, ExportPlan, export_model
+    from segprune.export.pipeline import check_export_dir
     from segprune.models import checkpoint_input_size, model_info
     from segprune.report import format_table, make_report
 
+    out = args.out or Path("export") / Path(args.checkpoint).stem
+    check_output_dir(out)
+    check_export_dir(out)  # before the model loads: a file or a folder of other files is refused at once
     if args.threads:
         torch.set_num_threads(args.threads)
     model, _, info = load_model_for(args.checkpoint, None, "cpu", args)
@@ -119,7 +125,6 @@ def run(args: argparse.Namespace) -> int:
                       workspace_bytes=int(args.workspace * (1 << 30)), tensorrt_check=not args.no_tensorrt_check,
                       int8_rest=args.int8_rest).validate()
     data = args.data or synthetic_spec(classes, size, n=max(args.parity_images, args.calib_images))
-    out = args.out or Path("export") / Path(args.checkpoint).stem
 
     def batches(at: tuple[int, int], n: int):
         return image_batches(data, args.split, at, args.parity_images, n, classes)

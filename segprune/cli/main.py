@@ -18,15 +18,22 @@ import traceback
 from collections.abc import Sequence
 
 from segprune import __version__
-from segprune.cli.common import HelpFormatter
+from segprune.cli.common import HelpFormatter, check_output_file
 from segprune.errors import SegpruneError
 
 INTERNAL_ERROR = 3
 SUBCOMMANDS = ("analyze", "prune", "train", "eval", "erf", "export", "bench", "check", "data", "demo", "info")
 
 
+class Parser(argparse.ArgumentParser):
+    """Option errors as one line naming the command's --help, like every other user error (exit 2)."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="segprune",
         description="Measure, compress and deploy semantic-segmentation networks.",
         epilog="Run `segprune COMMAND --help` for the options of a command.",
@@ -46,6 +53,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        if getattr(args, "report", None) is not None:  # checked before the work, not when the results are ready
+            check_output_file(args.report, "--report")
         return int(args.run(args) or 0)
     except SegpruneError as exc:
         print(f"segprune {args.command}: error: {exc}", file=sys.stderr)

@@ -18,7 +18,10 @@ from segprune.cli.common import (
     apply_runtime,
     emit,
     load_model_for,
+    nonneg_int,
     parse_size,
+    positive_int,
+    prepare_output_dir,
 )
 
 NAME = "prune"
@@ -59,11 +62,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                             "(bn), first-order Taylor (taylor)")
     prune.add_argument("--scope", choices=SCOPES, default="decoder",
                        help="layers that may lose channels: decoder, head (ASPP + decoder) or all (+ backbone)")
-    prune.add_argument("--round-to", type=int, default=8, help="keep channel counts multiples of this (tensor cores)")
-    prune.add_argument("--calib-images", type=int, default=32, help="train images used to measure channel spectra")
+    prune.add_argument("--round-to", type=positive_int, default=8, help="keep channel counts multiples of this (tensor cores)")
+    prune.add_argument("--calib-images", type=positive_int, default=32, help="train images used to measure channel spectra")
     ft = parser.add_argument_group("fine-tuning")
-    ft.add_argument("--finetune-epochs", type=int, default=0, metavar="N", help="fine-tuning epochs (0 skips)")
-    ft.add_argument("--batch-size", type=int, default=8, help="images per fine-tuning step")
+    ft.add_argument("--finetune-epochs", type=nonneg_int, default=0, metavar="N", help="fine-tuning epochs (0 skips)")
+    ft.add_argument("--batch-size", type=positive_int, default=8, help="images per fine-tuning step")
     ft.add_argument("--lr", type=float, default=1e-3, help="fine-tuning peak learning rate (AdamW, poly decay)")
     ft.add_argument("--crop-size", type=parse_size, default=None, metavar="HxW",
                     help="fine-tuning crop (default: --input-size, or 96x128)")
@@ -92,6 +95,7 @@ def run(args: argparse.Namespace) -> int:
     from segprune.train import FinetuneConfig, compress_and_finetune
 
     apply_runtime(args)
+    prepare_output_dir(args.out)
     started = time.perf_counter()
     if args.keep_freq is not None and args.energy is not None:
         raise ConfigError("give --keep-freq or --energy, not both")

@@ -15,6 +15,7 @@ from segprune.cli.common import (
     emit,
     parse_floats,
     parse_size,
+    positive_int,
     prepare_output_dir,
 )
 
@@ -36,8 +37,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--val-split", default="val", help="split to evaluate on (never the test split)")
     add_model_args(parser)
     opt = parser.add_argument_group("optimisation")
-    opt.add_argument("--epochs", type=int, default=10, help="passes over the training split")
-    opt.add_argument("--batch-size", type=int, default=8, help="images per step (per process under torchrun)")
+    opt.add_argument("--epochs", type=positive_int, default=10, help="passes over the training split")
+    opt.add_argument("--batch-size", type=positive_int, default=8, help="images per step (per process under torchrun)")
     opt.add_argument("--optimizer", choices=("sgd", "adamw"), default="sgd", help="SGD with momentum (DeepLab recipe) or AdamW (often better from scratch)")
     opt.add_argument("--lr", type=float, default=0.01, help="peak learning rate (poly decay to 0)")
     opt.add_argument("--momentum", type=float, default=0.9, help="SGD momentum")
@@ -60,7 +61,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      help="majority: the block's most frequent class; pure: mixed blocks become ignore")
     aug.add_argument("--block-purity", type=float, default=1.0, metavar="P",
                      help="with --block-mode pure, the majority share a block needs to keep its label")
-    aug.add_argument("--eval-every", type=int, default=1, metavar="N", help="evaluate every N epochs")
+    aug.add_argument("--eval-every", type=positive_int, default=1, metavar="N", help="evaluate every N epochs")
     run = parser.add_argument_group("run")
     run.add_argument("--out", type=Path, default=Path("runs/train"), metavar="DIR", help="run folder for checkpoints, training state and history")
     run.add_argument("--resume", action="store_true", help="continue the run in --out from its last epoch")

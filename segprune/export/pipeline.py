@@ -61,6 +61,9 @@ class ExportPlan:
     def validate(self) -> ExportPlan:
         if self.int8_rest is None:
             self.int8_rest = "fp16" if self.tensorrt else "fp32"
+        if not self.precisions:
+            raise ConfigError(f"--precision names no precision: pass one or more of {','.join(PRECISIONS)}, "
+                              "e.g. --precision fp32,int8")
         bad = [p for p in self.precisions if p not in PRECISIONS]
         if bad:
             raise ConfigError(f"--precision {','.join(bad)} is not one of {','.join(PRECISIONS)}")
