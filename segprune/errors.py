@@ -8,6 +8,23 @@ that escapes is a bug in segprune and keeps its traceback.
 
 from __future__ import annotations
 
+import re
+
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")
+
+
+def strip_ansi(text: str) -> str:
+    """``text`` without terminal colour codes (libraries colour their errors; a log or JSON report shows them raw)."""
+    return _ANSI.sub("", text)
+
+
+def first_line(error: BaseException | str, limit: int = 300) -> str:
+    """The first non-empty line of a library's error, without colour codes, to quote in a one-line message."""
+    text = strip_ansi(str(error))
+    line = next((ln.strip() for ln in text.splitlines() if ln.strip()), type(error).__name__ if
+                isinstance(error, BaseException) else "")
+    return line[:limit]
+
 
 class SegpruneError(Exception):
     """An error caused by the user's input; the message names the fix."""

@@ -15,7 +15,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from segprune.errors import ConfigError
 from segprune.io import json_text, save_json
+from segprune.limits import check_input_size
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
@@ -65,6 +67,10 @@ def parse_size(text: str) -> tuple[int, int]:
         parts = parts * 2
     if len(parts) != 2 or min(parts) < 1:
         raise argparse.ArgumentTypeError(f"{text!r} is not a size: write HxW with positive integers, e.g. 360x480")
+    try:
+        check_input_size((parts[0], parts[1]), "size")  # refused before anything is allocated at that size
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
     return parts[0], parts[1]
 
 
@@ -270,8 +276,6 @@ def check_output_dir(path: Path, option: str = "--out") -> None:
     existing parent, so nothing is created by the check (a folder under ``/proc``, on a
     read-only filesystem or without permission fails here, not after hours of training).
     """
-    from segprune.errors import ConfigError
-
     if path.exists() and not path.is_dir():
         raise ConfigError(f"{option} {path} is a file: pass a folder for the outputs")
     base = path.absolute()
@@ -290,8 +294,6 @@ def check_output_dir(path: Path, option: str = "--out") -> None:
 
 def check_output_file(path: Path, option: str = "--report") -> None:
     """Refuse now a file path the command writes at its end: a folder, or a place that cannot be written."""
-    from segprune.errors import ConfigError
-
     if path.is_dir():
         raise ConfigError(f"{option} {path} is a folder: pass a file path, e.g. {path / 'report.json'}")
     check_output_dir(path.parent, option=f"{option} {path}: folder")
@@ -306,8 +308,6 @@ def prepare_output_dir(path: Path, *, resume: bool = False, overwrite: bool = Fa
     run's files never mix with the new one's). A path that is a file, or a folder that cannot
     be written, is refused at once rather than after the work (:func:`check_output_dir`).
     """
-    from segprune.errors import ConfigError
-
     check_output_dir(path, option)
     existing = [name for name in owned if (path / name).exists()]
     if existing and not resume and not overwrite:

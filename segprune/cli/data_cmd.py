@@ -18,7 +18,8 @@ NAME = "data"
 HELP = "write the synthetic dataset, or check a dataset"
 DESCRIPTION = ("`data synth` writes the generated road-like scenes in the folder layout (train/ and val/ with "
                "images/ and masks/, plus classes.txt), readable back as folder:DIR. `data check` reads every "
-               "label map of a split, fails on the first invalid one, and prints the class histogram.")
+               "image and label map of a split with the checks training and evaluation apply (decodable files, label values, "
+               "image and mask of one size), fails on the first invalid pair, and prints the class histogram.")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -31,7 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     synth.add_argument("--size", type=parse_size, default=(96, 128), metavar="HxW", help="image height and width of every generated scene")
     synth.add_argument("--classes", type=int, default=6, metavar="K", help="number of classes in the scenes (at least 2)")
     synth.add_argument("--seed", type=int, default=0, help="generator seed: the same seed writes the same files")
-    check = sub.add_parser("check", help="validate every label of a split and print its class histogram",
+    check = sub.add_parser("check", help="validate every image and label of a split and print its class histogram",
                            formatter_class=HelpFormatter)
     from segprune.cli.common import DATA_HELP
 
@@ -65,8 +66,8 @@ def _check(args: argparse.Namespace) -> int:
 
     dataset = build_dataset(args.data, args.split)
     counts = np.zeros(dataset.num_classes + 1, dtype=np.int64)
-    for i in tqdm(range(len(dataset)), desc="labels", unit="map"):
-        label = dataset.read_label(i)
+    for i in tqdm(range(len(dataset)), desc="samples", unit="pair"):
+        _, label = dataset.read(i)  # the loaders' own checks: decodable image, label values, matching sizes
         valid = label != dataset.ignore_index
         counts[:-1] += np.bincount(label[valid], minlength=dataset.num_classes)
         counts[-1] += int((~valid).sum())
@@ -76,5 +77,5 @@ def _check(args: argparse.Namespace) -> int:
     report = make_report("data_check", data=args.data, split=args.split, images=len(dataset),
                          pixels={n: int(c) for n, c in zip(names, counts, strict=True)})
     emit(args, report, f"{format_table(rows, ['class', 'pixels', '%'])}\n"
-                       f"PASSED: {len(dataset)} label maps of {args.split} are valid")
+                       f"PASSED: {len(dataset)} image/label pairs of {args.split} are valid")
     return 0

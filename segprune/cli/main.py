@@ -19,7 +19,7 @@ from collections.abc import Sequence
 
 from segprune import __version__
 from segprune.cli.common import HelpFormatter, check_output_file
-from segprune.errors import SegpruneError
+from segprune.errors import SegpruneError, strip_ansi
 
 INTERNAL_ERROR = 3
 SUBCOMMANDS = ("analyze", "prune", "train", "eval", "erf", "export", "bench", "check", "data", "demo", "info")
@@ -57,7 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             check_output_file(args.report, "--report")
         return int(args.run(args) or 0)
     except SegpruneError as exc:
-        print(f"segprune {args.command}: error: {exc}", file=sys.stderr)
+        print(f"segprune {args.command}: error: {strip_ansi(str(exc))}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print(f"segprune {args.command}: interrupted; outputs already written are complete", file=sys.stderr)

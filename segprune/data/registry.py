@@ -59,6 +59,9 @@ def parse_synthetic(spec: str, options: str) -> dict:
             parsed["size"] = (_parse_int(spec, key, h), _parse_int(spec, key, w))
         else:
             parsed[key] = _parse_int(spec, key, value)
+    for key in ("n", "n_val"):  # checked here, where the user's spelling of the count is known
+        if key in parsed and parsed[key] < 1:
+            raise DataError(f"dataset spec {spec!r}: {key}={parsed[key]} asks for no scenes: use {key} >= 1")
     return parsed
 
 

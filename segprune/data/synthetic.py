@@ -21,6 +21,7 @@ from segprune.data.base import Sample, SegmentationDataset, Transform
 from segprune.data.labels import IGNORE_INDEX
 from segprune.data.scene import ROLES, class_names, draw_scene
 from segprune.errors import DataError
+from segprune.limits import check_memory
 
 _ROLE_COLOURS = {
     "sky": (128, 170, 215), "road": (96, 92, 100), "building": (150, 112, 92), "pole": (215, 205, 70),
@@ -28,6 +29,7 @@ _ROLE_COLOURS = {
     "lane_marking": (235, 235, 235), "pedestrian": (200, 70, 190),
 }
 _MIN_SIDE = 8
+_RENDER_BYTES_PER_PIXEL = 80  # render() holds about twenty float32 values per pixel at once
 
 
 @dataclass(frozen=True)
@@ -99,6 +101,8 @@ class SyntheticScenes(SegmentationDataset):
             raise DataError(f"synthetic data needs 2..{IGNORE_INDEX - 1} classes, got {num_classes}")
         if seed < 0:
             raise DataError(f"synthetic seed must be non-negative, got {seed}")
+        check_memory(f"synthetic size {height}x{width}", height * width * _RENDER_BYTES_PER_PIXEL,
+                     "use a smaller size=HxW")
         self.size = (height, width)
         self.seed = int(seed)
         samples = [Sample(id=f"{split}_{i:05d}") for i in range(max(int(n), 0))]

@@ -29,7 +29,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from segprune.errors import ConfigError, ExportError
+from segprune.errors import ConfigError, ExportError, first_line
 from segprune.io import atomic_path
 from segprune.models.adapters import model_info
 
@@ -92,9 +92,13 @@ def check_divisible(size: tuple[int, int], stride: int) -> None:
         down, up = (s // stride) * stride, -(-s // stride) * stride
         return sorted({v for v in (down, up) if v > 0})
 
-    options = [f"{h}x{w}" for h in near(size[0]) for w in near(size[1])]
+    # nearest first: 63x97 at stride 16 suggests 64x96, then 48x96
+    options = sorted(((h, w) for h in near(size[0]) for w in near(size[1])),
+                     key=lambda hw: (abs(hw[0] - size[0]) + abs(hw[1] - size[1]), hw))
+    shown = [f"{h}x{w}" for h, w in options[:2]]
     raise ConfigError(f"input size {size[0]}x{size[1]} is not divisible by the model's output stride {stride}: "
-                      f"use {' or '.join(options[:2])}, or pass --allow-unaligned if the model was trained at this size")
+                      f"use {' or '.join(shown)} (nearest first), or pass --allow-unaligned if the model was trained "
+                      "at this size")
 
 
 def _dynamic_shapes(cfg: ExportConfig) -> tuple[dict[int, Any]] | None:
@@ -130,7 +134,7 @@ def export_onnx(model: nn.Module, path: str | Path, cfg: ExportConfig,
                                         output_names=[OUTPUT_NAME], dynamic_shapes=_dynamic_shapes(cfg),
                                         verbose=False)
     except Exception as exc:  # torch.export raises many types; each is a model it cannot trace
-        raise ExportError(f"torch.onnx.export failed: {str(exc).splitlines()[0][:300]} "
+        raise ExportError(f"torch.onnx.export failed: {first_line(exc)} "
                           "(rerun with a fixed --input-size and no --dynamic to narrow it down)") from exc
     proto = program.model_proto
     if cfg.simplify:
@@ -145,7 +149,7 @@ def export_onnx(model: nn.Module, path: str | Path, cfg: ExportConfig,
     try:
         onnx.checker.check_model(proto, full_check=True)
     except onnx.checker.ValidationError as exc:
-        raise ExportError(f"the exported graph fails onnx.checker: {str(exc).splitlines()[0][:300]}") from exc
+        raise ExportError(f"the exported graph fails onnx.checker: {first_line(exc)}") from exc
     save_onnx(proto, path)
     return Path(path)
 
@@ -187,8 +191,13 @@ def load_onnx(path: str | Path):
     path = Path(path)
     if not path.is_file():
         raise ExportError(f"ONNX file {path} does not exist: export one with `segprune export CKPT --out DIR`")
+    if path.stat().st_size == 0:
+        raise ExportError(f"{path} is empty (0 bytes), not an ONNX model: re-export it with `segprune export`")
     try:
-        return onnx.load_model(str(path))
+        proto = onnx.load_model(str(path))
     except Exception as exc:  # protobuf's DecodeError and friends
         raise ExportError(f"{path} is not a readable ONNX file (truncated or corrupt?): re-export it with "
                           f"`segprune export` ({type(exc).__name__})") from exc
+    if not proto.graph.node or not proto.opset_import:  # protobuf parses many non-ONNX bytes as an empty model
+        raise ExportError(f"{path} is not an ONNX model (no graph or opset): re-export it with `segprune export`")
+    return proto

@@ -26,8 +26,9 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import nn
 
-from segprune.errors import CheckpointError, ConfigError
+from segprune.errors import CheckpointError, ConfigError, first_line
 from segprune.io import atomic_path, json_text, save_json
+from segprune.limits import check_memory
 from segprune.models.adapters import adapter_for, get_adapter
 from segprune.models.config import ModelConfig
 from segprune.models.files import check_file, sniff_format, state_dict_mismatch
@@ -96,28 +97,30 @@ def read_checkpoint_header(path: str | os.PathLike) -> dict[str, Any]:
     kind = sniff_format(path)
     if kind in ("zip-pickle", "pickle"):
         raise CheckpointError(f"checkpoint {path} looks like a PyTorch pickle (torch.save), not a segprune "
-                              "safetensors checkpoint: read it with segprune.models.load_state_dict_file(path), "
-                              "load that into create_model(...) and save it with save_checkpoint")
+                              "safetensors checkpoint: pass it as a plain weights file with --arch NAME (read "
+                              "weights-only, never unpickled)")
     if kind != "safetensors":
         raise CheckpointError(f"checkpoint {path} is not a safetensors file (corrupted, truncated or another "
-                              "format): pass a .safetensors file written by segprune's save_checkpoint")
+                              "format): pass a .safetensors checkpoint written by segprune train or prune")
     try:
         with safe_open(str(path), framework="pt") as handle:
             meta = handle.metadata() or {}
     except Exception as exc:  # safetensors raises SafetensorError, OSError... for broken files
         raise CheckpointError(f"checkpoint {path} is an unreadable safetensors file ({exc}): it is corrupted or "
-                              "truncated; write it again with save_checkpoint") from None
+                              "truncated; write it again with segprune train or prune") from None
     if HEADER_KEY not in meta:
         raise CheckpointError(f"checkpoint {path} is a safetensors file without a segprune header: it was not "
-                              "written by save_checkpoint; load its tensors with safetensors.torch.load_file "
-                              "into create_model(...) and save that")
+                              "written by segprune; pass it as a plain weights file with --arch NAME")
     try:
         header = json.loads(meta[HEADER_KEY])
     except json.JSONDecodeError:
         header = None
     if not isinstance(header, dict) or header.get("format") != FORMAT or not isinstance(header.get("config"), dict):
         raise CheckpointError(f"checkpoint {path} has a corrupted segprune header: write it again with "
-                              "save_checkpoint")
+                              "segprune train or prune")
+    if not isinstance(header.get("metadata", {}), dict):
+        raise CheckpointError(f"checkpoint {path} has a corrupted segprune header (its metadata is a "
+                              f"{type(header['metadata']).__name__}, not an object): write it again with segprune train or prune")
     version = header.get("version")
     if not isinstance(version, int) or version > VERSION:
         raise CheckpointError(f"checkpoint {path} has format version {version!r}, this segprune reads up to "
@@ -141,29 +144,36 @@ def load_checkpoint(path: str | os.PathLike, *, num_classes: int | None = None, 
             config = ModelConfig.from_dict(header["config"])
         except ConfigError as exc:
             raise CheckpointError(f"checkpoint {path} holds an invalid model config ({exc}); write it again "
-                                  "with save_checkpoint") from None
+                                  "with segprune train or prune") from None
         if arch is not None and arch != config.arch:
             raise CheckpointError(f"checkpoint {path} is a {config.arch} model, you asked for {arch}: "
                                   f"pass a {arch} checkpoint or arch={config.arch!r}")
-    try:
-        model = adapter.build(header["config"])
+    try:  # on the meta device first: shapes and size are checked before a byte is allocated
+        with torch.device("meta"):
+            skeleton = adapter.build(header["config"])
     except ConfigError as exc:
         raise CheckpointError(f"checkpoint {path} holds an invalid {family} model config ({exc}); write it again "
-                              "with save_checkpoint") from None
-    classes = adapter.num_classes(model)
+                              "with segprune train or prune") from None
+    except RuntimeError as exc:  # sizes past what any tensor can hold ("Storage size calculation overflowed")
+        raise CheckpointError(f"checkpoint {path} describes a model too large to build ({first_line(exc)}): its "
+                              "header was edited or is corrupted; write it again with segprune train or prune") from None
+    classes = adapter.num_classes(skeleton)
     if num_classes is not None and num_classes != classes:
-        raise CheckpointError(f"checkpoint {path} has {classes} classes, you asked for {num_classes}: "
-                              f"use data with {classes} classes, or start from a fresh model "
-                              f"(create_model(..., num_classes={num_classes}))")
-    expected = {k: v.shape for k, v in model.state_dict().items()}
+        raise CheckpointError(f"checkpoint {path} has {classes} classes, the data has {num_classes}: "
+                              f"use data with {classes} classes, or train a fresh model on this data")
+    expected = {k: v.shape for k, v in skeleton.state_dict().items()}
+    check_memory(f"checkpoint {path}'s {adapter.describe(skeleton)} model",
+                 sum(t.numel() * t.element_size() for t in skeleton.state_dict().values()),
+                 "its header describes an absurdly large model; write it again with segprune train or prune")
     device = str(torch.device(map_location))
     with safe_open(str(path), framework="pt", device=device) as handle:
         found = {k: torch.Size(handle.get_slice(k).get_shape()) for k in handle.keys()}
         problem = state_dict_mismatch(expected, found)
         if problem:
-            raise CheckpointError(f"checkpoint {path} does not match the {adapter.describe(model)} model its "
+            raise CheckpointError(f"checkpoint {path} does not match the {adapter.describe(skeleton)} model its "
                                   f"config describes: {problem}; the file was edited or made by another "
-                                  "version: write it again with save_checkpoint")
+                                  "version: write it again with segprune train or prune")
+        model = adapter.build(header["config"])
         state = {k: handle.get_tensor(k) for k in found}
     model.to(device)
     model.load_state_dict(state, strict=True)

@@ -44,6 +44,19 @@ def check_file(path: str | os.PathLike, what: str = "file") -> Path:
     return path
 
 
+def _is_whole_pickle(path: Path) -> bool:
+    """Whether ``path`` is one well-formed pickle stream: its opcodes are walked, never executed."""
+    import pickletools
+
+    try:
+        with open(path, "rb") as handle:
+            for _ in pickletools.genops(handle):
+                pass
+    except Exception:  # ValueError for an unknown opcode, EOFError for a truncated stream...
+        return False
+    return True
+
+
 def load_state_dict_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """Tensors of a plain state dict file (``.pth``/``.pt`` or ``.safetensors``), on the CPU.
 
@@ -59,10 +72,13 @@ def load_state_dict_file(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        if "Unsupported global" in str(exc):  # weights_only met a class it will not construct
-            raise CheckpointError(f"{path} holds Python objects besides tensors (a pickled model?), and a pickle is "
-                                  "never loaded: re-save it where it was made with torch.save(model.state_dict(), "
-                                  "path), or for an SMP model with model.save_pretrained(dir)") from None
+        # weights_only met a class it will not construct, or a pickle opcode it will not run: either
+        # way the file holds Python objects (perhaps code), and it was refused, not loaded
+        if "Unsupported global" in str(exc) or "GLOBAL" in str(exc) or _is_whole_pickle(path):
+            raise CheckpointError(f"{path} is a pickle that holds Python objects besides tensors (a pickled model, "
+                                  "or code), and it was not loaded, since unpickling can run code: re-save it where "
+                                  "it was made with torch.save(model.state_dict(), path), or for an SMP model with "
+                                  "model.save_pretrained(dir)") from None
         raise CheckpointError(f"{path} is not a readable PyTorch weight file (corrupted or not a torch.save "
                               "file): check the file") from None
     except Exception as exc:  # torch raises RuntimeError, EOFError, zipfile errors... for broken files

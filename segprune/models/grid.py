@@ -59,7 +59,8 @@ def check_keep(keep: float, name: str = "keep-freq") -> float:
 @functools.lru_cache(maxsize=64)
 def _keep_ratio(keep: float) -> tuple[int, int]:
     # keep as p/q: 0.1 is 1/10 here, where 0.1 * 30 in floating point is 3.0000000000000004.
-    ratio = Fraction(keep).limit_denominator(1 << 16)
+    # a keep below 1/2**17 would round to 0/1, a 0x0 grid: the smallest ratio still gives one sample
+    ratio = Fraction(keep).limit_denominator(1 << 16) or Fraction(1, 1 << 16)
     return ratio.numerator, ratio.denominator
 
 

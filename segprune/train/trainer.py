@@ -203,6 +203,18 @@ def fit(model: nn.Module, train_set, val_set, cfg: TrainConfig, out_dir: str | P
     return summary
 
 
+def _check_resume_classes(path: Path, core: nn.Module) -> None:
+    """A run resumed on data with another class count is the data's mistake, not the model options': say so."""
+    from segprune.models import model_info, read_checkpoint_header
+
+    config = read_checkpoint_header(path).get("config") or {}
+    saved = config.get("num_classes", config.get("classes"))
+    now = model_info(core, missing_ok=True).get("num_classes")
+    if saved is not None and now is not None and saved != now:
+        raise CheckpointError(f"{path.parent} was trained on {saved} classes, this --data has {now}: resume with "
+                              "the run's dataset, or start a new run in another --out")
+
+
 def checkpoint_epoch(path: Path) -> int | None:
     """The epoch recorded in a training checkpoint's metadata (None when it has none or cannot be read)."""
     from segprune.models import read_checkpoint_header
@@ -231,12 +243,13 @@ def _resume(out: Path | None, core: nn.Module, wrapper: nn.Module | None, optimi
                               f"{state['epoch']}: the run was interrupted while saving; continuing would train from "
                               "mismatched weights and optimizer state. Start again in a new --out, or copy "
                               "best.safetensors as --init")
+    _check_resume_classes(out / "last.safetensors", core)
     try:
         weights = load_file(str(out / "last.safetensors"), device=str(ctx.device))
         core.load_state_dict(weights, strict=True)
     except (RuntimeError, FileNotFoundError) as exc:
         raise CheckpointError(f"cannot resume from {out / 'last.safetensors'}: {str(exc).splitlines()[0]}; "
-                              "resume with the same --model options as the first run") from None
+                              "resume with the same --arch and model options as the first run") from None
     if wrapper is not None:
         if not state.get("train_module"):
             raise CheckpointError(f"{out} was trained without the training-only modules asked for now "

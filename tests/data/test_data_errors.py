@@ -103,3 +103,44 @@ def test_unknown_kind_names_it():
 def test_missing_root(tmp_path):
     with pytest.raises(DataError, match=r"nowhere does not exist: check the path"):
         build_dataset(f"voc:{tmp_path / 'nowhere'}", "train")
+
+
+def _data_check(folder) -> tuple[int, str]:
+    from tests.helpers import run_cli
+
+    code, _, err = run_cli(["data", "check", "--data", f"folder:{folder}", "--split", "train"])
+    return code, err
+
+
+def test_data_check_refuses_what_the_loaders_refuse(folder, png):
+    assert _data_check(folder)[0] == 0
+    image = folder / "train" / "images" / "train_00001.png"
+    original = image.read_bytes()
+    image.write_bytes(original[: len(original) // 2])  # truncated: a download cut short
+    code, err = _data_check(folder)
+    assert code == 2 and str(image) in err and "not a readable image" in err
+    image.write_bytes(original)
+    png(folder / "train" / "masks" / "train_00000.png", np.zeros((11, 20), np.uint8))
+    code, err = _data_check(folder)
+    assert code == 2 and "12x20 but its mask" in err.strip().splitlines()[-1]  # after the progress bar
+
+
+@pytest.mark.parametrize("spec, says", [
+    ("synthetic:n=-4", "n=-4 asks for no scenes: use n >= 1"),
+    ("synthetic:n=8,n_val=0", "n_val=0 asks for no scenes: use n_val >= 1"),
+])
+def test_synthetic_counts_are_named_as_written(spec, says):
+    for split in ("train", "val"):  # a negative n no longer passes on the val split
+        with pytest.raises(DataError, match=says):
+            build_dataset(spec, split)
+
+
+def test_synthetic_size_is_bounded_before_anything_is_drawn(monkeypatch):
+    from segprune.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"synthetic size 100000x100000 needs at least .* GiB, over segprune's "
+                                          r"limit of 16 GiB: use a smaller size=HxW"):
+        build_dataset("synthetic:size=100000x100000", "train")
+    monkeypatch.setenv("SEGPRUNE_MEMORY_LIMIT_GIB", "0.0005")  # 0.5 MiB: 96x128 scenes need about 1 MB
+    with pytest.raises(ConfigError, match="limit of 0.0005 GiB"):
+        build_dataset("synthetic:size=96x128", "train")

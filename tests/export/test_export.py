@@ -125,7 +125,7 @@ def test_op_the_backend_cannot_run_is_named(tmp_path):
 
 def test_export_cli_errors(tmp_path, tiny_checkpoint):
     code, _, err = run_cli(["export", tiny_checkpoint, "--out", tmp_path, "--input-size", "30x48"])
-    assert code == 2 and "use 16x48 or 32x48" in err
+    assert code == 2 and "use 32x48 or 16x48 (nearest first)" in err
     code, _, err = run_cli(["export", tiny_checkpoint, "--out", tmp_path, "--precision", "fp8"])
     assert code == 2 and "fp8 is not one of" in err
     code, _, err = run_cli(["export", tiny_checkpoint, "--out", tmp_path, "--dynamic", "depth"])

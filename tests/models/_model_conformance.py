@@ -130,7 +130,7 @@ class ModelConformance:
     def test_checkpoint_refuses_other_classes_and_arch(self, tmp_path):
         path = tmp_path / "m.safetensors"
         save_checkpoint(path, self.model())
-        with pytest.raises(CheckpointError, match=f"has {NUM_CLASSES} classes, you asked for 19"):
+        with pytest.raises(CheckpointError, match=f"has {NUM_CLASSES} classes, the data has 19"):
             load_checkpoint(path, num_classes=19)
         other = "dan" if self.arch == "deeplabv3plus" else "deeplabv3plus"
         with pytest.raises(CheckpointError, match=f"is a {self.arch} model, you asked for {other}"):

@@ -56,7 +56,7 @@ def test_missing_file_and_folder(tmp_path):
 def test_pickle_file_says_how_to_convert(model, tmp_path):
     path = tmp_path / "model.pth"
     torch.save(model.state_dict(), path)
-    with pytest.raises(CheckpointError, match=r"looks like a PyTorch pickle.*load_state_dict_file\(path\)"):
+    with pytest.raises(CheckpointError, match=r"looks like a PyTorch pickle.*--arch NAME \(read weights-only, never unpickled\)"):
         load_checkpoint(path)
     # ... and the advice works: the plain state dict loads into a fresh model.
     fresh = create_model("deeplabv3plus_mobilenet_v2", 11, aspp_channels=16, decoder_channels=16)
@@ -77,7 +77,7 @@ def test_corrupted_and_truncated_files(saved, tmp_path):
 def test_foreign_safetensors_and_bad_headers(tmp_path):
     plain = tmp_path / "plain.safetensors"
     save_file({"w": torch.zeros(2)}, str(plain))
-    with pytest.raises(CheckpointError, match="without a segprune header: it was not written by save_checkpoint"):
+    with pytest.raises(CheckpointError, match="without a segprune header: it was not written by segprune; pass it as a plain weights file"):
         load_checkpoint(plain)
     save_file({"w": torch.zeros(2)}, str(plain), metadata={"segprune": "{oops"})
     with pytest.raises(CheckpointError, match="corrupted segprune header"):
