@@ -13,12 +13,12 @@ from segprune.cli.common import (
     add_runtime_args,
     add_source_args,
     apply_runtime,
+    check_output_dir,
     emit,
     load_model_for,
     parse_floats,
     parse_ints,
     positive_int,
-    prepare_output_dir,
 )
 
 NAME = "analyze"
@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     from segprune.spectral import analyze_labels, analyze_model, check_keep, keep_from_energy
 
     apply_runtime(args)
-    prepare_output_dir(args.out)
+    check_output_dir(args.out)  # checked, not created: a failed run leaves no empty folder
     if args.keep_freq is not None and args.energy is not None:
         raise ConfigError("give --keep-freq or --energy, not both")
     if args.keep_freq is not None:

@@ -8,10 +8,10 @@ from pathlib import Path
 from segprune.cli.common import (
     HelpFormatter,
     add_output_args,
+    check_output_dir,
     emit,
     parse_size,
     positive_int,
-    prepare_output_dir,
 )
 
 NAME = "data"
@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
 def _synth(args: argparse.Namespace) -> int:
     from segprune.data import SyntheticScenes, write_folder
 
-    prepare_output_dir(args.out)
+    check_output_dir(args.out)  # checked, not created: a failed run leaves no empty folder
     for split, n in (("train", args.train), ("val", args.val)):
         data = SyntheticScenes(n, size=args.size, num_classes=args.classes, seed=args.seed, split=split)
         write_folder(data, args.out, split)

@@ -12,9 +12,9 @@ from segprune.cli.common import (
     add_output_args,
     add_runtime_args,
     apply_runtime,
+    check_output_dir,
     emit,
     load_model_for,
-    prepare_output_dir,
 )
 
 NAME = "erf"
@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     from segprune.report import format_table, make_report
 
     apply_runtime(args)
-    prepare_output_dir(args.out)
+    check_output_dir(args.out)  # checked, not created: a failed run leaves no empty folder
     if args.images < 0:
         raise ConfigError(f"--images must be 0 (all) or positive, got {args.images}")
     dataset = build_dataset(args.data, args.split, transform=EvalTransform(args.input_size))

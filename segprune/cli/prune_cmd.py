@@ -16,12 +16,12 @@ from segprune.cli.common import (
     add_runtime_args,
     add_source_args,
     apply_runtime,
+    check_output_dir,
     emit,
     load_model_for,
     nonneg_int,
     parse_size,
     positive_int,
-    prepare_output_dir,
 )
 
 NAME = "prune"
@@ -95,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
     from segprune.train import FinetuneConfig, compress_and_finetune
 
     apply_runtime(args)
-    prepare_output_dir(args.out)
+    check_output_dir(args.out)  # checked, not created: a failed run leaves no empty folder
     started = time.perf_counter()
     if args.keep_freq is not None and args.energy is not None:
         raise ConfigError("give --keep-freq or --energy, not both")
