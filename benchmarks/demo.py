@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
         seconds = time.perf_counter() - started
         shutil.copy(Path(work) / "demo.png", args.out.with_suffix(".png"))
     report = {**report, "command": "python benchmarks/demo.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-              "wall_seconds": seconds, "figures": [str(args.out.with_suffix(".png").relative_to(ROOT))]}
+              "wall_seconds": seconds, "figures": [_shown(args.out.with_suffix(".png"))]}
     report.pop("training", None)  # per-epoch history: in the demo's own output folder, not needed here
     save_json(args.out, report)
     s = report["summary"]
@@ -48,6 +48,12 @@ def main(argv: list[str] | None = None) -> int:
           f"({s['compressed_p50_ms']:.1f} vs {s['unpruned_p50_ms']:.1f} ms), {s['delta_miou']:+.2f} mIoU "
           f"({s['compressed_miou']:.2f} vs {s['unpruned_miou']:.2f}); {s['int8_note']} -> {args.out}")
     return 0
+
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the repository when it is inside it (committed results), else as given."""
+    path = path.resolve()
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
 if __name__ == "__main__":

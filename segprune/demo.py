@@ -32,15 +32,15 @@ class DemoConfig:
     arch: str = "deeplabv3plus_resnet18"
     width: int = 256
     crop_size: tuple[int, int] = (96, 128)
-    epochs: int = 20
+    epochs: int = 10
     batch_size: int = 8
     lr: float = 2e-3
     energy: float = 0.95
     keep_freq: float | None = None
-    target_macs: float = 0.45
+    target_macs: float = 0.42
     scope: str = "all"
     importance: str = "spectral-l1"
-    finetune_epochs: int = 8
+    finetune_epochs: int = 6
     finetune_lr: float = 1e-3
     bench_runs: int = 30
     seed: int = 0
@@ -88,7 +88,7 @@ def run_demo(cfg: DemoConfig, out: str | Path) -> dict[str, Any]:
     from segprune.io import save_json
     from segprune.models import create_model, save_checkpoint
     from segprune.report import make_report
-    from segprune.spectral import analyze_labels, analyze_model, keep_from_energy
+    from segprune.spectral import analyze_labels, analyze_model, choose_band
     from segprune.train import FinetuneConfig, TrainConfig, compress_and_finetune, fit, seed_everything
 
     cfg = cfg.validate()
@@ -119,16 +119,19 @@ def run_demo(cfg: DemoConfig, out: str | Path) -> dict[str, Any]:
     # back (benchmarks/finetune_budget.py on CamVid), so by default the band comes from the analysis.
     taus = tuple(sorted({0.90, 0.95, 0.99, cfg.energy}))
     labels = analyze_labels(build_dataset(cfg.data, "train"), taus=taus, ceiling_images=-1, progress=cfg.progress)
-    keep = cfg.keep_freq if cfg.keep_freq is not None else keep_from_energy(labels.spectrum, cfg.energy, size)
+    band = choose_band(labels.spectrum, cfg.energy, labels.report["reference_size"], size)
+    keep = cfg.keep_freq if cfg.keep_freq is not None else band.keep_freq
     features, spectra = analyze_model(model.eval(), spread_loader(build_dataset(cfg.data, "train",
                                                                               transform=EvalTransform()), 16, 4),
                                       keep=keep, input_size=size, progress=cfg.progress)
     analysis = {"labels": labels.report, "energy": cfg.energy if cfg.keep_freq is None else None, "keep_freq": keep,
-                "model": features}
+                "band": band.to_dict(), "model": features}
     figures = [plots.plot_cumulative_energy(labels.report, out / "analyze" / "label_energy.png"),
                plots.plot_feature_heatmap(spectra.energy, out / "analyze" / "feature_spectra.png")]
 
-    origin = "given" if cfg.keep_freq is not None else f"holds {cfg.energy:g} of the label energy"
+    if cfg.keep_freq is None:
+        say(f"      {band.note()}")
+    origin = "given" if cfg.keep_freq is not None else f"holds {band.held:.3f} of the label energy"
     say(f"[3/5] compressing: keep-freq {keep:.3f} ({origin}), channels removed across --scope {cfg.scope} to "
         f"{cfg.target_macs:g} of the MACs ({cfg.importance}), {cfg.finetune_epochs} fine-tuning epochs with "
         "distillation from the original")

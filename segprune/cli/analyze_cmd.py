@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from segprune.cli.common import (
@@ -54,7 +55,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      help="modules whose outputs to measure (NAME:in for a module's input); default: the decoder")
     mdl.add_argument("--calib-images", type=positive_int, default=64, metavar="N", help="images for the model pass")
     add_source_args(parser)
-    add_input_size(mdl, "the images' own size")
+    add_input_size(spec, "the labels' most common size; it sets the decoder grid, so each cut-off's keep-freq "
+                         "and whether the decoder can hold it at all")
     parser.add_argument("--out", type=Path, default=Path("runs/analyze"), metavar="DIR",
                         help="folder for spectrum.json and the plots")
     parser.add_argument("--no-plots", action="store_true", help="write spectrum.json only")
@@ -68,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
     from segprune.errors import ConfigError
     from segprune.io import save_json
     from segprune.report import format_table, make_report
-    from segprune.spectral import analyze_labels, analyze_model, check_keep, keep_from_energy
+    from segprune.spectral import analyze_labels, analyze_model, check_keep, choose_band, held_energy
 
     apply_runtime(args)
     check_output_dir(args.out)  # checked, not created: a failed run leaves no empty folder
@@ -82,12 +84,18 @@ def run(args: argparse.Namespace) -> int:
     dataset = build_dataset(args.data, args.split)
     labels = analyze_labels(dataset, taus=args.taus, transform=args.transform, batch_size=args.batch_size,
                             workers=args.workers, ceiling_images=args.ceiling_images, blocks=args.blocks,
-                            progress=not args.no_progress)
-    keep = args.keep_freq
+                            input_size=args.input_size, progress=not args.no_progress)
+    keep, band = args.keep_freq, None
     if args.energy is not None:
-        keep = keep_from_energy(labels.spectrum, args.energy, tuple(labels.report["reference_size"]))
+        band = choose_band(labels.spectrum, args.energy, labels.report["reference_size"], args.input_size)
+        keep = band.keep_freq
+        print(band.note(), file=sys.stderr)
+    label_size = labels.report["reference_size"]
+    input_size = list(args.input_size or label_size)
+    held = held_energy(labels.spectrum, keep, label_size, input_size) if keep is not None else None
     report = make_report("analyze", data=args.data, split=args.split, classes=list(dataset.classes),
-                         labels=labels.report, keep_freq=keep, energy=args.energy)
+                         labels=labels.report, keep_freq=keep, energy=args.energy, input_size=input_size,
+                         held_energy=held, band=band.to_dict() if band else None)
     out = args.out
     figures = []
     if not args.no_plots:
@@ -108,6 +116,7 @@ def run(args: argparse.Namespace) -> int:
             figures.append(plots.plot_ce_share(model_report, out / "ce_by_band.png"))
             figures.append(plots.plot_feature_heatmap(spectra.energy, out / "feature_spectra.png"))
     report["figures"] = [str(p) for p in figures]
+    report["out"] = str(out)
     save_json(out / "spectrum.json", report)
     emit(args, report, _table(report, format_table))
     return 0
@@ -116,7 +125,9 @@ def run(args: argparse.Namespace) -> int:
 def _table(report: dict, format_table) -> str:
     lab = report["labels"]
     rows = [[f"{c['tau']:.2f}", c["cutoff"], c["cutoff_with_dc"], f"{c['grid'][0]}x{c['grid'][1]}",
-             f"OS{c['output_stride']}", c["keep_freq"]] for c in lab["cutoffs"]]
+             f"OS{c['output_stride']}",
+             c["keep_freq"] if c["decoder_resolves_cutoff"] else "needs input {}x{}".format(*c["input_size_needed"])]
+            for c in lab["cutoffs"]]
     text = [f"{lab['maps']} label maps ({', '.join(lab['sizes'])}), {lab['transform'].upper()}, square bands",
             format_table(rows, ["tau", "f_c", "f_c(+DC)", "grid", "stride", "keep-freq"], digits=3)]
     if lab["ceilings"]:
@@ -131,6 +142,8 @@ def _table(report: dict, format_table) -> str:
                                   for name, f in m["features"].items()],
                                  ["layer", "channels", "grid", "mean energy kept"], digits=3))
     if report.get("keep_freq") is not None:
-        text.append(f"keep-freq {report['keep_freq']:.3f}")
-    text.append(f"report and plots in {report['figures'][0].rsplit('/', 1)[0] if report['figures'] else '-'}")
+        size = "x".join(map(str, report["input_size"]))
+        text.append(f"keep-freq {report['keep_freq']:.3f} at input {size}: the decoder holds "
+                    f"{report['held_energy']:.3f} of the label energy")
+    text.append(f"report{' and plots' if report['figures'] else ''} in {report['out']}")
     return "\n".join(text)

@@ -82,7 +82,11 @@ def run(args: argparse.Namespace) -> int:
     base = stages[0]
     rows = [[s["stage"], s["gmacs"], 100 * s["gmacs"] / base["gmacs"], s["mparams"], s["miou"], s["macc"]]
             for s in stages]
-    origin = "given" if args.keep_freq is not None else f"holds {args.energy:g} of the label energy"
+    band = analysis["band"]
+    origin = "given" if args.keep_freq is not None else f"holds {band['held']:.3f} of the label energy"
+    if args.keep_freq is None and not band["resolves"]:
+        origin += (f": the whole decoder band; {args.energy:g} would need input "
+                   f"{band['input_size_needed'][0]}x{band['input_size_needed'][1]}")
     keep = analysis["keep_freq"]
     table = "\n".join([
         metrics_table(report["training"]["final"]),

@@ -91,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
     from segprune.io import save_json
     from segprune.models import save_checkpoint
     from segprune.report import format_table, make_report
-    from segprune.spectral import analyze_labels, keep_from_energy
+    from segprune.spectral import analyze_labels, choose_band
     from segprune.train import FinetuneConfig, compress_and_finetune
 
     apply_runtime(args)
@@ -114,11 +114,13 @@ def run(args: argparse.Namespace) -> int:
                             ce=args.ce, recall=args.recall, sr=args.sr, kd=args.kd,
                             kd_temperature=args.kd_temperature, seed=args.seed)
         ft.train_config()  # validates epochs, batch size and sizes now, not after the compression
+    band = None
     if args.energy is not None:
         labels = analyze_labels(train_set, taus=(args.energy,), ceiling_images=-1, workers=args.workers,
                                 progress=not args.no_progress)
-        config = CompressConfig(**{**config.__dict__, "keep_freq": keep_from_energy(labels.spectrum, args.energy,
-                                                                                     size)})
+        band = choose_band(labels.spectrum, args.energy, labels.report["reference_size"], size)
+        print(band.note(), file=sys.stderr)
+        config = CompressConfig(**{**config.__dict__, "keep_freq": band.keep_freq})
     calib = None
     if config.prunes:
         calib_set = build_dataset(args.data, args.train_split, transform=EvalTransform(size=args.input_size))
@@ -132,7 +134,8 @@ def run(args: argparse.Namespace) -> int:
                      "stages": stages})
     report = make_report(
         "prune", checkpoint=str(args.checkpoint), family=result.family, data=args.data, input_size=list(size),
-        keep_freq=keep, trunc_mode=result.trunc_mode, energy=args.energy, channel_ratio=args.channel_ratio,
+        keep_freq=keep, trunc_mode=result.trunc_mode, energy=args.energy, band=band.to_dict() if band else None,
+        channel_ratio=args.channel_ratio,
         target_macs=args.target_macs, importance=args.importance, scope=args.scope,
         pruning=result.pruning.to_dict() if result.pruning is not None else None, compression=result.to_dict(),
         stages=stages, finetune=run_summary, seconds=time.perf_counter() - started,

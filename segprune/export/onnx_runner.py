@@ -37,6 +37,10 @@ class OnnxRunner:
     """An onnxruntime session over one ONNX file, with the file's segprune metadata.
 
     ``threads`` sets intra-op threads (onnxruntime picks the core count when ``None``).
+    ``spin`` leaves onnxruntime's thread spinning on. It is off by default because segprune
+    times models interleaved: a session's pool keeps spinning for a while after its run, on
+    the same cores the next model is timed on, and on a 2-core machine that made two
+    near-identical graphs differ by 1.6x in one run. A single-model server may turn it on.
     A file onnxruntime cannot run (an op it has no kernel for, a wrong opset) fails at
     construction with one line naming the op.
     """
@@ -46,7 +50,7 @@ class OnnxRunner:
     # a device-only figure would need I/O binding and CUDA events, which segprune does not do here)
     timings = ("end_to_end",)
 
-    def __init__(self, path: str | Path, device: str = "cpu", threads: int | None = None) -> None:
+    def __init__(self, path: str | Path, device: str = "cpu", threads: int | None = None, spin: bool = False) -> None:
         import onnxruntime as ort
 
         self.path = Path(path)
@@ -57,7 +61,10 @@ class OnnxRunner:
         if threads:
             opts.intra_op_num_threads = threads
             opts.inter_op_num_threads = 1
-        self.device, self.threads = device, threads
+        if not spin:
+            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+            opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
+        self.device, self.threads, self.spin = device, threads, spin
         try:
             self.session = ort.InferenceSession(proto.SerializeToString(), opts, providers=_providers(device))
         except BackendError:
@@ -109,7 +116,7 @@ class OnnxRunner:
 
         return {"backend": self.name, "file": str(self.path), "precision": self.precision,
                 "onnxruntime": ort.__version__, "providers": self.session.get_providers(),
-                "intra_op_threads": self.threads, "input_shape": self.input_shape, "timings": list(self.timings)}
+                "intra_op_threads": self.threads, "spinning": self.spin, "input_shape": self.input_shape, "timings": list(self.timings)}
 
     def close(self) -> None:
         self.session = None

@@ -3,11 +3,12 @@
 This module owns the keep-freq concept: its validation (:func:`check_keep`), the grid it
 selects (:func:`decoder_grid`), the resampling onto that grid (:func:`resize_to_grid`) and
 the conversion from a label cut-off frequency to the grid that resolves it and the
-keep-freq that yields that grid (:func:`recommend_grid`). A grid of ``n`` samples along an
-axis of ``N`` pixels resolves frequencies up to ``n/2`` cycles, i.e. the band fraction
-``n / N`` of the image's Nyquist; labels with cut-off ``f_c`` need ``n >= f_c * N`` per
-axis (RESEARCH.md 1.2(e)), and the decoder at output stride 4 gives that grid at
-``keep-freq = n / ceil(N / 4)``.
+keep-freq that yields that grid (:func:`recommend_grid`, inverted by :func:`held_band`).
+A grid of ``n`` samples along an axis resolves ``n/2`` cycles per image, i.e. the band
+fraction ``n / N`` of the Nyquist of ``N``-pixel label maps, whatever size the image was
+resampled to; labels with cut-off ``f_c`` need ``n >= f_c * N_label`` per axis (RESEARCH.md
+1.2(e)), and a decoder at output stride 4 on an ``N_in``-pixel input gives that grid at
+``keep-freq = n / ceil(N_in / 4)``.
 
 The decoder of DeepLabV3+ and DAN normally runs at output stride 4 (the ``layer1`` grid).
 Feature truncation (DESIGN.md, key decision 1) runs it on ``ceil(f*H4) x ceil(f*W4)``
@@ -185,27 +186,50 @@ def resize_to_grid(x: torch.Tensor, size: tuple[int, int], mode: str) -> torch.T
 STANDARD_STRIDES = (1, 2, 4, 8, 16, 32)
 
 
-def recommend_grid(cutoff: float, image_size: tuple[int, int], decoder_stride: int = 4,
-                   strides: tuple[int, ...] = STANDARD_STRIDES) -> dict:
-    """The smallest grid whose Nyquist band covers ``cutoff``, and what it means for a model.
+def recommend_grid(cutoff: float, label_size: tuple[int, int], input_size: tuple[int, int] | None = None,
+                   decoder_stride: int = 4, strides: tuple[int, ...] = STANDARD_STRIDES) -> dict:
+    """The grid that resolves a label cut-off, and what it asks of a model run at ``input_size``.
 
-    ``output_stride`` is the coarsest standard stride whose grid is still at least that
-    size (rounding up to what the network's strides allow); ``keep_freq`` is the decoder
-    truncation that yields the grid itself, capped at 1 when the decoder grid is already
-    too coarse.
+    ``cutoff`` is a fraction of the Nyquist of the *label maps* (``label_size``), so the
+    labels carry up to ``cutoff * N / 2`` cycles per image along an axis of ``N`` label
+    pixels. A grid of ``n`` samples across the image resolves ``n / 2`` cycles per image
+    whatever the resolution the image was resampled to, so the grid needs
+    ``n >= cutoff * N_label`` samples, set by the labels alone; the input size only sets
+    what the decoder has (``ceil(input / decoder_stride)``). ``keep_freq`` is the decoder
+    truncation that yields the grid, capped at 1; when the decoder is already too coarse
+    (``decoder_resolves_cutoff`` false) ``input_size_needed`` is the smallest input of the
+    same aspect, in multiples of 16, whose decoder holds the grid. ``output_stride`` is the
+    coarsest standard stride whose grid at ``input_size`` still covers it.
     """
-    h, w = image_size
-    grid = (max(1, math.ceil(cutoff * h - 1e-9)), max(1, math.ceil(cutoff * w - 1e-9)))
-    fits = [s for s in strides if math.ceil(h / s) >= grid[0] and math.ceil(w / s) >= grid[1]]
+    lh, lw = label_size
+    ih, iw = input_size or label_size
+    grid = (max(1, math.ceil(cutoff * lh - 1e-9)), max(1, math.ceil(cutoff * lw - 1e-9)))
+    fits = [s for s in strides if math.ceil(ih / s) >= grid[0] and math.ceil(iw / s) >= grid[1]]
     stride = max(fits) if fits else min(strides)
-    dec = (math.ceil(h / decoder_stride), math.ceil(w / decoder_stride))
-    keep = min(1.0, max(grid[0] / dec[0], grid[1] / dec[1]))
+    dec = (math.ceil(ih / decoder_stride), math.ceil(iw / decoder_stride))
+    need = max(grid[0] / dec[0], grid[1] / dec[1])
+    scale = max(need, 1.0)
     return {
         "cutoff": cutoff,
+        "label_size": [lh, lw],
+        "input_size": [ih, iw],
         "grid": list(grid),
         "output_stride": stride,
-        "stride_grid": [math.ceil(h / stride), math.ceil(w / stride)],
+        "stride_grid": [math.ceil(ih / stride), math.ceil(iw / stride)],
         "decoder_grid": list(dec),
-        "keep_freq": keep,
-        "decoder_resolves_cutoff": keep < 1.0 or (dec[0] >= grid[0] and dec[1] >= grid[1]),
+        "keep_freq": min(1.0, need),
+        "decoder_resolves_cutoff": need <= 1.0,
+        "input_size_needed": [16 * math.ceil(ih * scale / 16), 16 * math.ceil(iw * scale / 16)],
     }
+
+
+def held_band(keep: float, label_size: tuple[int, int], input_size: tuple[int, int],
+              decoder_stride: int = 4) -> float:
+    """The label band (fraction of the labels' Nyquist, square) the truncated decoder resolves.
+
+    The inverse of :func:`recommend_grid`: a decoder grid of ``n`` samples holds
+    ``n / N_label`` of the band along each axis; the square band is the smaller of the two.
+    """
+    check_keep(keep)
+    n = decoder_grid(math.ceil(input_size[0] / decoder_stride), math.ceil(input_size[1] / decoder_stride), keep)
+    return min(1.0, n[0] / label_size[0], n[1] / label_size[1])

@@ -5,8 +5,8 @@ documented in :mod:`segprune.spectral.bands` and the modules named below.
 """
 
 from segprune.data.labels import one_hot
-from segprune.models.grid import recommend_grid
-from segprune.spectral.analyze import analyze_labels, analyze_model, keep_from_energy
+from segprune.models.grid import held_band, recommend_grid
+from segprune.spectral.analyze import Band, analyze_labels, analyze_model, choose_band, held_energy
 from segprune.spectral.band_ce import band_ce_share, ce_by_band
 from segprune.spectral.bands import NBINS, band_grid, band_index, band_mask, band_radius, check_keep
 from segprune.spectral.ceilings import Ceilings, grid_labels, lowpass_labels
@@ -23,7 +23,9 @@ from segprune.spectral.transforms import dct_matrix
 __all__ = [
     "analyze_labels",
     "analyze_model",
-    "keep_from_energy",
+    "Band",
+    "choose_band",
+    "held_energy",
     "DEFAULT_LAYERS",
     "NBINS",
     "Ceilings",
@@ -42,6 +44,7 @@ __all__ = [
     "lowpass_labels",
     "one_hot",
     "power_spectrum",
+    "held_band",
     "recommend_grid",
     "recording",
     "resolve_layers",

@@ -21,7 +21,7 @@ from tqdm import tqdm
 from segprune.data.blocks import annotation_cost
 from segprune.data.loader import spread
 from segprune.errors import DataError
-from segprune.models.grid import recommend_grid
+from segprune.models.grid import held_band, recommend_grid
 from segprune.spectral.band_ce import band_ce_share, ce_by_band
 from segprune.spectral.bands import NBINS, band_grid, check_keep
 from segprune.spectral.ceilings import Ceilings
@@ -95,8 +95,13 @@ class LabelAnalysis:
 
 def analyze_labels(dataset, *, taus=DEFAULT_TAUS, transform: str = "dft", nbins: int = NBINS,
                    batch_size: int = 2, workers: int = 0, ceiling_images: int | None = 32,
-                   blocks=CEILING_BLOCKS, progress: bool = True) -> LabelAnalysis:
+                   blocks=CEILING_BLOCKS, input_size: tuple[int, int] | None = None,
+                   progress: bool = True) -> LabelAnalysis:
     """Label spectrum, cut-offs, grids and ceilings of a dataset split.
+
+    The grid each cut-off needs is set by the label size; ``input_size`` (default: the
+    label size) is the size the model runs at, which sets the decoder grid and so the
+    keep-freq and whether the decoder can hold the cut-off at all (:func:`recommend_grid`).
 
     ``ceiling_images`` maps, evenly spaced over the split, are used for the ceilings (they
     cost one inverse transform per setting and map); ``None`` or 0 uses all, and a negative
@@ -117,7 +122,7 @@ def analyze_labels(dataset, *, taus=DEFAULT_TAUS, transform: str = "dft", nbins:
     for tau in taus:
         fc = spectrum.cutoff(tau, exclude_dc=True)
         cutoffs.append({"tau": tau, "cutoff": fc, "cutoff_with_dc": spectrum.cutoff(tau, exclude_dc=False),
-                        **{k: v for k, v in recommend_grid(fc, size).items() if k != "cutoff"}})
+                        **{k: v for k, v in recommend_grid(fc, size, input_size).items() if k != "cutoff"}})
     ceilings = None
     if ceiling_images is None or ceiling_images >= 0:
         ceilings = _ceilings(dataset, size, blocks, ceiling_images, batch_size, workers, progress)
@@ -167,9 +172,68 @@ def _first(cum: torch.Tensor, tau: float, nbins: int) -> float:
     return float(hit[0]) / nbins if hit.numel() else 1.0
 
 
-def keep_from_energy(spectrum: LabelSpectrum, tau: float, image_size: tuple[int, int]) -> float:
-    """``--energy tau`` -> ``--keep-freq``: the decoder truncation whose grid resolves ``f_c(tau)``."""
-    return recommend_grid(spectrum.cutoff(tau), image_size)["keep_freq"]
+@dataclass(frozen=True)
+class Band:
+    """The decoder band chosen for an energy threshold ``tau`` at one input size.
+
+    ``held`` is the share of the labels' non-DC energy the chosen decoder grid resolves:
+    ``tau`` or more when ``resolves``; otherwise what keep-freq 1 holds at this input size,
+    and ``input_size_needed`` is the input whose decoder would hold ``tau``.
+    """
+
+    tau: float
+    cutoff: float
+    keep_freq: float
+    held: float
+    resolves: bool
+    grid: tuple[int, int]
+    decoder_grid: tuple[int, int]
+    label_size: tuple[int, int]
+    input_size: tuple[int, int]
+    input_size_needed: tuple[int, int]
+
+    def note(self) -> str:
+        """One line for the user: what was chosen, or why ``tau`` cannot be held."""
+        need, dec = "x".join(map(str, self.grid)), "x".join(map(str, self.decoder_grid))
+        size = "x".join(map(str, self.input_size))
+        if self.resolves:
+            return (f"--energy {self.tau:g}: the labels need a {need} grid (f_c {self.cutoff:.3f} of the "
+                    f"{'x'.join(map(str, self.label_size))} labels' Nyquist); at input {size} the decoder's {dec} "
+                    f"grid gives it at keep-freq {self.keep_freq:.3f}")
+        return (f"--energy {self.tau:g} is beyond what the decoder can hold at input {size}: the labels need a "
+                f"{need} grid and the decoder has {dec}, holding {self.held:.3f} of the label energy at keep-freq 1; "
+                f"input {'x'.join(map(str, self.input_size_needed))} or larger would hold {self.tau:g}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in self.__dict__.items()}
+
+
+def held_energy(spectrum: LabelSpectrum, keep: float, label_size: tuple[int, int],
+                input_size: tuple[int, int]) -> float:
+    """Share of the labels' non-DC energy inside the band a decoder at ``keep`` resolves."""
+    f = held_band(keep, label_size, input_size)
+    return float(spectrum.cumulative(exclude_dc=True)[int(np.floor(f * spectrum.nbins + 1e-9))])
+
+
+def choose_band(spectrum: LabelSpectrum, tau: float, label_size: tuple[int, int],
+                input_size: tuple[int, int] | None = None) -> Band:
+    """``--energy tau`` -> ``--keep-freq``: the truncation whose decoder grid resolves ``f_c(tau)``.
+
+    The one conversion ``analyze``, ``prune`` and the demo use: the cut-off is measured on
+    the labels (``label_size``, e.g. a split's most common size), the decoder grid follows
+    the size the model runs at (``input_size``, default the label size). A model run at half
+    the label size has half the decoder grid for the same cycles per image, so it needs
+    twice the keep-freq; past 1 it cannot hold ``tau`` at all, and the band says so.
+    """
+    label_size = (int(label_size[0]), int(label_size[1]))
+    input_size = (int(input_size[0]), int(input_size[1])) if input_size else label_size
+    fc = spectrum.cutoff(tau)
+    rec = recommend_grid(fc, label_size, input_size)
+    keep = rec["keep_freq"]
+    return Band(tau=tau, cutoff=fc, keep_freq=keep, held=held_energy(spectrum, keep, label_size, input_size),
+                resolves=rec["decoder_resolves_cutoff"], grid=tuple(rec["grid"]),
+                decoder_grid=tuple(rec["decoder_grid"]), label_size=label_size, input_size=input_size,
+                input_size_needed=tuple(rec["input_size_needed"]))
 
 
 @torch.no_grad()

@@ -92,9 +92,9 @@ def test_demo_runs_end_to_end_and_quotes_figures_of_one_run(tmp_path, capsys) ->
     code, out, err = _run(["demo", "--data", "synthetic:n=24,size=64x96,classes=4,seed=1", "--width", "16",
                            "--epochs", "1", "--crop-size", "64x96", "--finetune-epochs", "1", "--bench-runs", "2",
                            "--target-macs", "0.8", "--out", str(tmp_path), "--device", "cpu", "--no-progress",
-                           "--json"], capsys)
+                           "--report", str(tmp_path / "report.json")], capsys)
     assert code == 0, err
-    report = json.loads(out)
+    report = json.loads((tmp_path / "report.json").read_text())
     analysis = report["analysis"]
     cut = {c["tau"]: c for c in analysis["labels"]["cutoffs"]}
     assert analysis["energy"] == 0.95 and analysis["keep_freq"] == pytest.approx(cut[0.95]["keep_freq"])
@@ -109,3 +109,7 @@ def test_demo_runs_end_to_end_and_quotes_figures_of_one_run(tmp_path, capsys) ->
     assert summary["delta_miou"] == pytest.approx(small["accuracy"]["miou"] - base["accuracy"]["miou"])
     assert ("int8:" in summary["int8_note"]) == summary["int8_faster"]
     assert (tmp_path / "demo.json").is_file() and (tmp_path / "demo.png").is_file()
+    # the table on stdout quotes the same run, and the band the analysis chose, with the energy it holds
+    band = analysis["band"]
+    assert band["keep_freq"] == pytest.approx(analysis["keep_freq"]) and band["label_size"] == [64, 96]
+    assert f"{summary['speedup_fp32']:.2f}x faster" in out and f"holds {band['held']:.3f}" in out

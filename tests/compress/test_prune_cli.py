@@ -92,3 +92,21 @@ def test_prune_user_errors_exit_2_with_one_line(checkpoint, tmp_path, capsys, ar
     code = main(["prune", str(checkpoint), "--data", DATA, "--out", str(tmp_path / "o"), "--no-progress", *argv])
     err = capsys.readouterr().err
     assert code == 2 and needle in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+@pytest.mark.parametrize("size", ["64x96", "32x48"])
+def test_prune_and_analyze_derive_the_same_band_from_energy(checkpoint, tmp_path, capsys, size) -> None:
+    """One conversion (#14): the same data, tau and input size give one keep-freq in both commands."""
+    data = "synthetic:n=6,n_val=3,size=64x96,classes=3"
+    assert main(["analyze", "--data", data, "--energy", "0.6", "--input-size", size, "--ceiling-images", "-1",
+                 "--no-plots", "--out", str(tmp_path / "an"), "--no-progress", "--json"]) == 0
+    analyzed = json.loads(capsys.readouterr().out)
+    assert main(["prune", str(checkpoint), "--data", data, "--energy", "0.6", "--input-size", size,
+                 "--finetune-epochs", "0", "--out", str(tmp_path / "pr"), "--no-progress", "--json"]) == 0
+    captured = capsys.readouterr()
+    pruned = json.loads(captured.out)
+    assert pruned["keep_freq"] == pytest.approx(analyzed["keep_freq"])
+    assert pruned["band"] == analyzed["band"]
+    assert analyzed["band"]["label_size"] == [64, 96] and analyzed["band"]["input_size"] == [int(v) for v in
+                                                                                             size.split("x")]
+    assert "--energy 0.6" in captured.err  # the band's one-line explanation

@@ -45,6 +45,21 @@ def test_dynamic_graph_computes_the_truncated_grid_from_the_input(tiny_checkpoin
     assert np.abs(out - ref).max() < 1e-3
 
 
+def test_runner_turns_thread_spinning_off_unless_asked(tiny_export):
+    # Interleaved timing: a session's spinning pool would hold the cores the next model is timed on.
+    def spinning(runner):
+        try:
+            return runner.session.get_session_options().get_session_config_entry("session.intra_op.allow_spinning")
+        except RuntimeError:  # not set: onnxruntime's default, which spins
+            return "1"
+
+    quiet = OnnxRunner(tiny_export / "model.fp32.onnx", threads=2)
+    assert spinning(quiet) == "0" and quiet.info()["spinning"] is False
+    busy = OnnxRunner(tiny_export / "model.fp32.onnx", threads=2, spin=True)
+    assert busy.info()["spinning"] is True
+    assert spinning(busy) == "1"
+
+
 def test_int8_graph_has_symmetric_qdq_and_fp16_keeps_fp32_io(tiny_export):
     int8 = load_onnx(tiny_export / "model.int8.onnx")
     qdq = [n for n in int8.graph.node if n.op_type == "QuantizeLinear"]
