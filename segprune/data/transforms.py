@@ -71,17 +71,24 @@ def _check_size(size: tuple[int, int] | None, what: str) -> tuple[int, int] | No
 
 
 class TrainTransform:
-    """Resize to ``base_size`` (optional), random scale, pad, random crop, random flip, normalise.
+    """Resize to ``base_size`` (optional), random scale, pad, random crop, random flip, colour jitter, normalise.
 
     The image is padded with 0 after normalisation (the mean colour) and the mask with
     :data:`IGNORE_INDEX`, so padding never enters the loss. Every call makes the same four
-    draws (scale, top, left, flip) whatever the image size, so the RNG stream stays aligned.
+    draws (scale, top, left, flip) whatever the image size, so the RNG stream stays aligned;
+    ``color_jitter`` ``s > 0`` adds three more (brightness, contrast and saturation factors in
+    ``[1 - s, 1 + s]``, torchvision's functional adjustments), so ``s = 0`` keeps the stream
+    of earlier runs. Jitter is there for footage under other light than the training videos'.
     """
 
     def __init__(self, crop_size: tuple[int, int], scale_range: tuple[float, float] = (0.5, 2.0),
                  hflip: bool = True, mean: tuple[float, ...] = IMAGENET_MEAN,
-                 std: tuple[float, ...] = IMAGENET_STD, base_size: tuple[int, int] | None = None) -> None:
+                 std: tuple[float, ...] = IMAGENET_STD, base_size: tuple[int, int] | None = None,
+                 color_jitter: float = 0.0) -> None:
         self.crop_size = _check_size(crop_size, "crop_size")
+        if not (isinstance(color_jitter, (int, float)) and math.isfinite(color_jitter) and 0 <= color_jitter < 1):
+            raise ValueError(f"color_jitter must be a number in [0, 1), got {color_jitter!r}")
+        self.color_jitter = float(color_jitter)
         self.base_size = _check_size(base_size, "base_size")
         lo, hi = float(scale_range[0]), float(scale_range[1])
         if not 0 < lo <= hi:
@@ -108,6 +115,10 @@ class TrainTransform:
         lab = lab[top:top + ch, left:left + cw]
         if self.hflip and draws[3] < 0.5:
             img, lab = img.flip(-1), lab.flip(-1)
+        if self.color_jitter:
+            s = self.color_jitter
+            b, c, sat = (1 + s * (2 * d - 1) for d in torch.rand(3, generator=generator, dtype=torch.float64).tolist())
+            img = TF.adjust_saturation(TF.adjust_contrast(TF.adjust_brightness(img, b), c), sat)
         out = normalize(img, self.mean, self.std)
         pad_h, pad_w = ch - out.shape[1], cw - out.shape[2]
         if pad_h or pad_w:
@@ -117,7 +128,7 @@ class TrainTransform:
 
     def __repr__(self) -> str:
         return (f"TrainTransform(crop_size={self.crop_size}, scale_range={self.scale_range}, "
-                f"hflip={self.hflip}, base_size={self.base_size})")
+                f"hflip={self.hflip}, base_size={self.base_size}, color_jitter={self.color_jitter})")
 
 
 class EvalTransform:

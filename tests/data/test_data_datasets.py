@@ -102,6 +102,35 @@ def test_voc_palette_masks_with_border(tmp_path, nest, png, rgb):
         np.testing.assert_array_equal(ds.read(0)[1], mask.astype(np.int64))
 
 
+def test_camvid_sequence_held_out_splits(tmp_path):
+    from tests.data.conftest import random_image, save_png
+
+    frames = {"train": ["0001TP_000010", "0006R0_000020", "0016E5_000030", "0016E5_000040"],
+              "val": ["0016E5_000050"]}
+    for split, names in frames.items():
+        for i, name in enumerate(names):
+            save_png(tmp_path / split / f"{name}.png", random_image(8, 8, seed=i))
+            save_png(tmp_path / f"{split}annot" / f"{name}.png", np.zeros((8, 8), np.uint8))
+        (tmp_path / f"{split}.txt").write_text("".join(f"{split}/{n}.png {split}annot/{n}.png\n" for n in names))
+    without = CamVid(tmp_path, "train-without-0016E5")
+    assert [s.id for s in without.samples] == ["0001TP_000010", "0006R0_000020"]
+    assert without.videos == {"0001TP": 1, "0006R0": 1}
+    video = build_dataset(f"camvid:{tmp_path}", "video-0016E5")  # train and val frames of the video
+    assert video.videos == {"0016E5": 3} and len(video) == 3
+    assert not {s.id for s in video.samples} & {s.id for s in without.samples}
+    assert CamVid(tmp_path, "train").videos == {"0001TP": 1, "0006R0": 1, "0016E5": 2}
+    with pytest.raises(DataError, match="selects no frames.*0001TP, 0006R0, 0016E5"):
+        CamVid(tmp_path, "video-Seq05VD")
+    with pytest.raises(DataError, match="names no video"):
+        CamVid(tmp_path, "train-without-")
+
+
+@pytest.mark.camvid
+def test_real_camvid_held_out_video(camvid_root):
+    held_out, rest = CamVid(camvid_root, "video-0006R0"), CamVid(camvid_root, "train-without-0006R0")
+    assert held_out.videos == {"0006R0": 101} and rest.videos == {"0001TP": 62, "0016E5": 204}
+
+
 @pytest.mark.camvid
 def test_real_camvid_samples(camvid_root):
     for split in ("train", "val"):

@@ -96,3 +96,28 @@ def test_bad_arguments():
         TrainTransform((10, 10), scale_range=(2.0, 1.0))
     with pytest.raises(ValueError):
         EvalTransform()(np.zeros((4, 4, 3), np.uint8), np.zeros((4, 5), np.int64))
+
+
+def test_color_jitter_changes_colours_only_and_keeps_the_geometry_stream():
+    image, mask = _sample(48, 64)
+    plain, jitter = TrainTransform((32, 40)), TrainTransform((32, 40), color_jitter=0.4)
+    for seed in range(4):
+        x0, y0 = plain(image, mask, torch.Generator().manual_seed(seed))
+        x1, y1 = jitter(image, mask, torch.Generator().manual_seed(seed))
+        assert torch.equal(y0, y1)  # the same crop, scale and flip: jitter draws after the geometry
+        assert not torch.allclose(x0, x1)
+    a = TrainTransform((32, 40), color_jitter=0.4)(image, mask, torch.Generator().manual_seed(9))[0]
+    b = TrainTransform((32, 40), color_jitter=0.4)(image, mask, torch.Generator().manual_seed(9))[0]
+    assert torch.equal(a, b)
+    # s = 0 keeps the stream of runs made before jitter existed: four draws per call
+    g = torch.Generator().manual_seed(5)
+    TrainTransform((32, 40), color_jitter=0.0)(image, mask, g)
+    ref = torch.Generator().manual_seed(5)
+    torch.rand(4, generator=ref, dtype=torch.float64)
+    assert torch.equal(torch.rand(2, generator=g), torch.rand(2, generator=ref))
+
+
+@pytest.mark.parametrize("bad", [-0.1, 1.0, float("nan")])
+def test_color_jitter_out_of_range_is_refused(bad):
+    with pytest.raises(ValueError, match="color_jitter"):
+        TrainTransform((8, 8), color_jitter=bad)
