@@ -57,6 +57,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_source_args(parser)
     parser.add_argument("--out", type=Path, default=None, metavar="DIR",
                         help="output folder (default: export/<checkpoint name>)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace a previous export in --out (the folder is replaced whole, never mixed)")
     shape = parser.add_argument_group("graph")
     add_input_size(shape, "the size the checkpoint was trained or pruned at, else 512x1024; it must be divisible "
                           "by the output stride")
@@ -107,12 +109,15 @@ def run(args: argparse.Namespace) -> int:
     from segprune.data import image_batches, synthetic_spec
     from segprune.export import ExportConfig, ExportPlan, export_model
     from segprune.export.pipeline import check_export_dir
+    from segprune.errors import ConfigError
     from segprune.models import checkpoint_input_size, model_info
     from segprune.report import format_table, make_report
 
     out = args.out or Path("export") / Path(args.checkpoint).stem
     check_output_dir(out)
     check_export_dir(out)  # before the model loads: a file or a folder of other files is refused at once
+    if not args.overwrite and out.is_dir() and any(out.iterdir()):
+        raise ConfigError(f"--out {out} already holds an export: pass --overwrite to replace it, or another --out")
     if args.threads:
         torch.set_num_threads(args.threads)
     model, _, info = load_model_for(args.checkpoint, None, "cpu", args)

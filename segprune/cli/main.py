@@ -50,6 +50,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        return _run(argv)
+    except KeyboardInterrupt:  # also during start-up (imports, parsing), before any command runs
+        print("segprune: interrupted; files already written are whole (every write is atomic), and `segprune train "
+              "--resume` continues a training run from its last epoch", file=sys.stderr)
+        return 130
+
+
+def _run(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
@@ -59,9 +68,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SegpruneError as exc:
         print(f"segprune {args.command}: error: {strip_ansi(str(exc))}", file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt:
-        print(f"segprune {args.command}: interrupted; outputs already written are complete", file=sys.stderr)
-        return 130
     except Exception as exc:  # anything else is segprune's bug, not the user's input nor a regression
         traceback.print_exc()
         print(f"segprune {args.command}: internal error ({type(exc).__name__}: {exc}); this is a bug in segprune: "

@@ -61,3 +61,18 @@ def test_help_shows_no_empty_defaults() -> None:
     for name in SUBCOMMANDS:
         text = parser._subparsers._group_actions[0].choices[name].format_help()
         assert "(default: None)" not in text and "(default: False)" not in text, name
+
+
+@pytest.mark.parametrize("where", ["start-up", "command"])
+def test_ctrl_c_anywhere_is_one_line_and_exit_130(where, monkeypatch, capsys) -> None:
+    import segprune.cli.main as cli
+    from segprune.cli import info_cmd
+
+    def interrupt(*_args, **_kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "build_parser", interrupt) if where == "start-up" else monkeypatch.setattr(
+        info_cmd, "run", interrupt)
+    assert main(["info"]) == 130
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "interrupted" in err and "Traceback" not in err

@@ -147,6 +147,17 @@ def test_export_cli_errors(tmp_path, tiny_checkpoint):
     assert code == 2 and "not an axis" in err
 
 
+def test_export_cli_replaces_a_previous_export_only_when_asked(tmp_path, tiny_checkpoint):
+    out = tmp_path / "onnx"
+    args = ["export", tiny_checkpoint, "--out", out, "--input-size", "32x48", "--precision", "fp32", "--quiet"]
+    assert run_cli(args)[0] == 0
+    before = (out / "model.fp32.onnx").read_bytes()
+    code, _, err = run_cli(args)
+    assert code == 2 and "--overwrite" in err and len(err.strip().splitlines()) == 1
+    assert (out / "model.fp32.onnx").read_bytes() == before
+    assert run_cli([*args, "--overwrite"])[0] == 0 and (out / "export.json").is_file()
+
+
 @pytest.mark.skipif(importlib.util.find_spec("tensorrt") is not None,
                     reason="TensorRT is installed here: the refusal is for machines without it")
 def test_export_tensorrt_without_tensorrt_is_refused_before_any_work(tmp_path, tiny_checkpoint):
