@@ -107,9 +107,9 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from segprune.data import image_batches, synthetic_spec
+    from segprune.errors import ConfigError
     from segprune.export import ExportConfig, ExportPlan, export_model
     from segprune.export.pipeline import check_export_dir
-    from segprune.errors import ConfigError
     from segprune.models import checkpoint_input_size, model_info
     from segprune.report import format_table, make_report
 
