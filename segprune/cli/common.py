@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -290,6 +291,22 @@ def check_output_dir(path: Path, option: str = "--out") -> None:
     except OSError as exc:
         raise ConfigError(f"{option} {path} cannot be written ({exc.strerror or exc}): pass a writable "
                           "folder") from None
+
+
+def check_free_space(path: Path, model: Any, copies: float, what: str, option: str = "--out") -> None:
+    """Refuse now a folder whose disk cannot take ``copies`` times ``model``'s weights (what ``what`` writes).
+
+    A full disk found at the first save loses the work done before it; the estimate is
+    checked against the disk of ``path`` (or its nearest existing parent) before the work.
+    """
+    need = copies * sum(p.numel() * p.element_size() for p in model.parameters())
+    base = path.absolute()
+    while not base.exists():
+        base = base.parent
+    free = shutil.disk_usage(base).free
+    if free < need:
+        raise ConfigError(f"{option} {path}: {free / 2**20:.0f} MiB free on that disk, and {what} needs about "
+                          f"{need / 2**20:.0f} MiB: free some space or pass an --out on another disk")
 
 
 def check_output_file(path: Path, option: str = "--report") -> None:

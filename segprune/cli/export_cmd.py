@@ -13,6 +13,7 @@ from segprune.cli.common import (
     add_input_size,
     add_output_args,
     add_source_args,
+    check_free_space,
     check_output_dir,
     emit,
     load_model_for,
@@ -121,6 +122,7 @@ def run(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     model, _, info = load_model_for(args.checkpoint, None, "cpu", args)
+    check_free_space(out, model, 4, "the export (every precision, built beside the folder it replaces)")
     classes = model_info(model)["num_classes"]
     size = args.input_size or checkpoint_input_size(info) or (512, 1024)
     cfg = ExportConfig(input_size=size, batch_size=args.batch_size, dynamic=args.dynamic, opset=args.opset,

@@ -16,6 +16,7 @@ from segprune.cli.common import (
     add_runtime_args,
     add_source_args,
     apply_runtime,
+    check_free_space,
     check_output_dir,
     emit,
     load_model_for,
@@ -106,6 +107,7 @@ def run(args: argparse.Namespace) -> int:
     train_set = build_dataset(args.data, args.train_split)
     val_set = build_dataset(args.data, args.val_split, transform=EvalTransform())
     model, device, _ = load_model_for(args.checkpoint, val_set, "cpu", args)
+    check_free_space(args.out, model, 5, "the compressed model and its fine-tuning run")
     size = args.input_size or tuple(val_set.read_label(0).shape)
     ft = None
     if args.finetune_epochs > 0:

@@ -12,6 +12,7 @@ from segprune.cli.common import (
     add_runtime_args,
     apply_runtime,
     build_or_load_model,
+    check_free_space,
     emit,
     parse_floats,
     parse_size,
@@ -97,6 +98,8 @@ def run(args: argparse.Namespace) -> int:
     val_set = build_dataset(args.data, args.val_split, transform=EvalTransform())
     seed_everything(cfg.seed)
     model = build_or_load_model(args, train_set.num_classes)
+    # best and last weights, the optimizer state (up to two moments per weight), and a temporary during each save
+    check_free_space(args.out, model, 5, "a training run of this model")
     prepare_output_dir(args.out, resume=args.resume, overwrite=args.overwrite, owned=RUN_FILES)
     summary = fit(model, train_set, val_set, cfg, args.out, device=args.device, resume=args.resume,
                   progress=not args.no_progress, stop_after=args.stop_after)

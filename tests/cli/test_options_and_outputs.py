@@ -83,3 +83,21 @@ def test_report_pointing_at_a_folder_or_proc_is_refused_before_work(tmp_path, co
 
 def test_record_into_a_missing_folder_says_to_create_it(tmp_path) -> None:
     _refused(["bench", MODEL, "--record", tmp_path / "cards" / "m"], "create the model card folder first (mkdir -p")
+
+
+def test_a_disk_too_full_for_the_outputs_is_refused_before_work(tmp_path, monkeypatch) -> None:
+    import collections
+    import shutil
+
+    from segprune.models import save_checkpoint
+    from tests.helpers import tiny_model
+
+    save_checkpoint(tmp_path / "m.safetensors", tiny_model(num_classes=3))
+    usage = collections.namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda _path: usage(10**9, 10**9 - 1000, 1000))  # 1000 bytes free
+    data = "synthetic:n=4,n_val=2,size=32x48,classes=3"
+    for argv in (["train", "--data", data, "--arch", "deeplabv3plus_resnet18", "--out", tmp_path / "t"],
+                 ["prune", tmp_path / "m.safetensors", "--data", data, "--keep-freq", "0.5", "--out", tmp_path / "p"],
+                 ["export", tmp_path / "m.safetensors", "--input-size", "32x48", "--out", tmp_path / "e"]):
+        _refused(argv, "MiB free on that disk")
+        assert not argv[-1].exists()  # refused before anything was written
