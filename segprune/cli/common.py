@@ -194,8 +194,8 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
                        help="ASPP atrous rates (model default: 6,12,18 at OS16, 12,24,36 at OS8); auto sizes "
                             "them to the training crop: r = min(H, W) / (6 * OS), rates (r, 2r, 3r) "
                             "(a derived rule, RESEARCH.md section 3.3)")
-    group.add_argument("--aspp-channels", type=int, default=None, metavar="C", help="ASPP width (model default: 256)")
-    group.add_argument("--decoder-channels", type=int, default=None, metavar="C",
+    group.add_argument("--aspp-channels", type=positive_int, default=None, metavar="C", help="ASPP width (model default: 256)")
+    group.add_argument("--decoder-channels", type=positive_int, default=None, metavar="C",
                        help="decoder 3x3 conv width (model default: 256)")
     group.add_argument("--backbone-weights", default=None, metavar="PATH",
                        help="local ImageNet state dict for the backbone (a torchvision .pth file; never downloaded)")
@@ -225,7 +225,21 @@ def build_or_load_model(args: argparse.Namespace, num_classes: int):
     if getattr(args, "init", None):
         model, _ = load_checkpoint(args.init, num_classes=num_classes)
         return model
-    model = create_model(args.arch, num_classes=num_classes, **model_overrides(args))
+    import torch
+
+    from segprune.limits import check_memory
+
+    overrides = model_overrides(args)
+    try:  # on the meta device first: an absurd width is refused before a byte is allocated
+        with torch.device("meta"):
+            skeleton = create_model(args.arch, num_classes=num_classes, **{**overrides, "backbone_weights": None})
+    except RuntimeError as exc:  # past what any tensor can hold
+        raise ConfigError(f"--arch {args.arch} with these widths is too large to build ({exc}): pass smaller "
+                          "--aspp-channels / --decoder-channels") from None
+    check_memory(f"--arch {args.arch} with these widths", sum(t.numel() * t.element_size()
+                                                               for t in skeleton.state_dict().values()),
+                 "pass smaller --aspp-channels / --decoder-channels")
+    model = create_model(args.arch, num_classes=num_classes, **overrides)
     rule = model.config.atrous_rule
     if rule and os.environ.get("RANK", "0") == "0":
         size = rule.rsplit(":", 1)[-1]

@@ -101,3 +101,13 @@ def test_a_disk_too_full_for_the_outputs_is_refused_before_work(tmp_path, monkey
                  ["export", tmp_path / "m.safetensors", "--input-size", "32x48", "--out", tmp_path / "e"]):
         _refused(argv, "MiB free on that disk")
         assert not argv[-1].exists()  # refused before anything was written
+
+
+@pytest.mark.parametrize("width, says", [("0", "--aspp-channels: 0 is not allowed"),
+                                         ("1000000", "over segprune's limit"), ("1000000000", "over segprune's limit")])
+def test_a_fresh_model_too_wide_to_build_is_refused_before_allocating(tmp_path, width, says) -> None:
+    code, _, err = run_cli(["train", "--data", "synthetic:n=2,size=32x48", "--aspp-channels", width,
+                            "--out", tmp_path / "run"])
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert says in err or "too large to build" in err, err
+    assert not (tmp_path / "run").exists()
