@@ -9,6 +9,10 @@ spectral-l1; same layers, same ratio: equal MACs) and seed. Every run goes throu
 pipeline that ``segprune prune`` calls (``compress_`` then ``finetune``); ``--reuse`` takes runs
 already in ``benchmarks/cache/budget`` instead of repeating them.
 
+``--control`` adds the honest comparison: the *unpruned* model fine-tuned with the same
+budget, recipe and seeds (same code path, nothing removed), so a compressed model is
+compared with a model that had the same extra epochs, not with the baseline that did not.
+
 Writes ``benchmarks/results/finetune_budget.json`` (or ``--out``) and a plot beside it: every
 run's mIoU by importance, against the baseline and the goal of losing at most 1 point.
 """
@@ -43,6 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", default="0,1", help="comma-separated fine-tuning seeds")
     parser.add_argument("--importances", default="l1,spectral", help="comma-separated channel rankings")
     parser.add_argument("--kd", type=float, default=1.0, help="weight of distillation from the unpruned model")
+    parser.add_argument("--control", action="store_true",
+                        help="also fine-tune the unpruned model with the same budget and seeds (the control)")
     parser.add_argument("--reuse", action="store_true",
                         help="take a run whose report is already in benchmarks/cache/budget instead of redoing it "
                              "(the cache is keyed by every option that changes a run, importance and seed)")
@@ -71,17 +77,21 @@ def main(argv: list[str] | None = None) -> int:
     size = parse_size(args.size)
     started = time.perf_counter()
     runs = []
+    arms = [*(["control"] if args.control else []), *args.importances.split(",")]
     for seed in (int(s) for s in args.seeds.split(",")):
-        for importance in args.importances.split(","):
-            out = ROOT / "benchmarks" / "cache" / "budget" / config / f"{importance}_seed{seed}"
+        for importance in arms:
+            # the control has nothing removed, so it does not depend on the compression options
+            where = f"control_{args.size}_ep{args.epochs}_lr{args.lr:g}_kd{args.kd:g}" if importance == "control" else config
+            out = ROOT / "benchmarks" / "cache" / "budget" / where / f"{importance}_seed{seed}"
             t0 = time.perf_counter()
             if args.reuse and (out / "report.json").is_file():
                 print(f"{importance} seed {seed}: reusing {out / 'report.json'}", file=sys.stderr, flush=True)
                 report = load_json(out / "report.json")
             else:
                 print(f"{importance} seed {seed}: {args.epochs} epochs", file=sys.stderr, flush=True)
-                compression = CompressConfig(keep_freq=args.keep_freq, trunc_mode=args.mode, channel_ratio=ratio,
-                                             target_macs=args.target_macs, importance=importance, scope=args.scope)
+                compression = CompressConfig(keep_freq=1.0) if importance == "control" else CompressConfig(
+                    keep_freq=args.keep_freq, trunc_mode=args.mode, channel_ratio=ratio, target_macs=args.target_macs,
+                    importance=importance, scope=args.scope)
                 finetuning = FinetuneConfig(epochs=args.epochs, batch_size=8, lr=args.lr, crop_size=size,
                                             input_size=size, kd=args.kd, seed=seed)
                 report = compress_run(f"camvid:{args.camvid}", args.baseline, size, compression, finetuning, out,
@@ -94,10 +104,13 @@ def main(argv: list[str] | None = None) -> int:
                          "seconds": report.get("seconds", time.perf_counter() - t0)})
             print(json.dumps(runs[-1]), file=sys.stderr, flush=True)
     summary = {}
-    for importance in args.importances.split(","):
+    control = [r["miou"] for r in runs if r["importance"] == "control"]
+    for importance in arms:
         mine = [r["miou"] for r in runs if r["importance"] == importance]
         summary[importance] = {"miou_median": statistics.median(mine), "miou_runs": mine,
                                "loss_vs_original": runs[0]["miou_original"] - statistics.median(mine)}
+        if control and importance != "control":
+            summary[importance]["loss_vs_control"] = statistics.median(control) - statistics.median(mine)
     report = make_report("bench.finetune_budget", command="python benchmarks/finetune_budget.py "
                          + " ".join(argv if argv is not None else sys.argv[1:]),
                          config=config, keep_freq=args.keep_freq, scope=args.scope, epochs=args.epochs, lr=args.lr,
@@ -123,7 +136,7 @@ def _plot(report: dict, path: Path) -> None:
     original = report["runs"][0]["miou_original"]
     ax.axhline(original, color="grey", ls="--", lw=0.8, label=f"unpruned {original:.2f}")
     ax.axhline(original - 1.0, color="grey", ls=":", lw=0.8, label="unpruned - 1 point")
-    fraction = 100 * report["runs"][0]["macs_fraction"]
+    fraction = 100 * next(r for r in report["runs"] if r["importance"] != "control")["macs_fraction"]
     ax.set(xticks=range(len(names)), xticklabels=names, xlim=(-0.6, len(names) - 0.4),
            ylabel="CamVid val mIoU % (bar: median)",
            title=f"{report['config']}: {fraction:.1f}% MACs, {report['epochs']} epochs")

@@ -313,6 +313,7 @@ def check_free_space(path: Path, model: Any, copies: float, what: str, option: s
     A full disk found at the first save loses the work done before it; the estimate is
     checked against the disk of ``path`` (or its nearest existing parent) before the work.
     """
+    check_output_dir(path, option)  # a folder that cannot be written at all is told as such first
     need = copies * sum(p.numel() * p.element_size() for p in model.parameters())
     base = path.absolute()
     while not base.exists():
