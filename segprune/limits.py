@@ -11,6 +11,7 @@ bounds, so nothing a machine could run is refused by them.
 
 from __future__ import annotations
 
+import math
 import os
 
 from segprune.errors import ConfigError
@@ -28,7 +29,9 @@ def memory_limit() -> int:
     try:
         gib = float(text) if text else DEFAULT_LIMIT_GIB
     except ValueError:
-        raise ConfigError(f"{ENV}={text!r} is not a number of GiB, e.g. 64") from None
+        gib = math.nan
+    if not (math.isfinite(gib) and gib > 0):
+        raise ConfigError(f"{ENV}={text!r} is not a positive number of GiB, e.g. 64")
     return int(gib * (1 << 30))
 
 

@@ -61,6 +61,10 @@ def test_memory_limit_follows_the_environment(monkeypatch):
     with pytest.raises(ConfigError, match="input size 512x1024 needs at least 0.131 GiB, over segprune's limit of "
                                           "0.01 GiB: use a smaller size"):
         check_input_size((512, 1024))
+    for bad in ("nan", "-1", "0", "inf", "lots"):
+        monkeypatch.setenv("SEGPRUNE_MEMORY_LIMIT_GIB", bad)
+        with pytest.raises(ConfigError, match="is not a positive number of GiB"):
+            check_input_size((8, 8))
 
 
 def test_tiny_keep_freq_gives_a_one_sample_grid_not_an_empty_one():
