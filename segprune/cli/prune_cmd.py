@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 from pathlib import Path
@@ -121,6 +122,9 @@ def run(args: argparse.Namespace) -> int:
         labels = analyze_labels(train_set, taus=(args.energy,), ceiling_images=-1, workers=args.workers,
                                 progress=not args.no_progress)
         band = choose_band(labels.spectrum, args.energy, labels.report["reference_size"], size)
+        if not band.resolves:  # not a silent cap at keep-freq 1: the user asked for a band this model cannot hold
+            raise ConfigError(f"{band.note()}; pass --energy {math.floor(band.held * 1000) / 1000:.3f} or less, "
+                              "--keep-freq 1, or that --input-size")
         print(band.note(), file=sys.stderr)
         config = CompressConfig(**{**config.__dict__, "keep_freq": band.keep_freq})
     calib = None

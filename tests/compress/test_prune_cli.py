@@ -110,3 +110,13 @@ def test_prune_and_analyze_derive_the_same_band_from_energy(checkpoint, tmp_path
     assert analyzed["band"]["label_size"] == [64, 96] and analyzed["band"]["input_size"] == [int(v) for v in
                                                                                              size.split("x")]
     assert "--energy 0.6" in captured.err  # the band's one-line explanation
+
+
+def test_prune_refuses_an_energy_the_decoder_cannot_hold_at_that_input_size(checkpoint, tmp_path, capsys) -> None:
+    data = "synthetic:n=6,n_val=3,size=64x96,classes=3"
+    code = main(["prune", str(checkpoint), "--data", data, "--energy", "0.999", "--input-size", "32x48",
+                 "--finetune-epochs", "0", "--out", str(tmp_path / "pr"), "--no-progress"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1, err
+    assert "beyond what the decoder can hold at input 32x48" in err and "or larger would hold 0.999" in err
+    assert "pass --energy 0." in err and not (tmp_path / "pr").exists()
