@@ -13,6 +13,26 @@ def tiny_model(num_classes: int = 3, arch: str = "deeplabv3plus_resnet18", **ove
     return create_model(arch, num_classes=num_classes, **overrides)
 
 
+def two_conv_model():
+    """A stem conv (``.stem``, left unquantized by int8: it reads the network input) and one conv (``.conv``).
+
+    Exports, quantizes and checks in about a second: for tests of the export machinery itself.
+    """
+    import torch
+    from torch import nn
+
+    class TwoConvs(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.stem = nn.Conv2d(3, 8, 3, padding=1)
+            self.conv = nn.Conv2d(8, 4, 3, padding=1)
+
+        def forward(self, x):
+            return self.conv(torch.relu(self.stem(x)))
+
+    return TwoConvs()
+
+
 def tiny_sets(n_train: int = 8, n_val: int = 5):
     from segprune.data import EvalTransform, TrainTransform, build_dataset
 

@@ -9,12 +9,11 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from torch import nn
 
 from segprune.errors import ConfigError, ExportError, RegressionFound
 from segprune.export import ExportConfig, ExportPlan, OnnxRunner, export_model, load_onnx, read_metadata
 from segprune.models import load_checkpoint
-from tests.helpers import run_cli, tiny_model
+from tests.helpers import run_cli, tiny_model, two_conv_model
 
 pytestmark = pytest.mark.slow
 
@@ -86,18 +85,6 @@ def test_dynamic_hw_refused_for_area_and_spectral_truncation():
     ExportConfig((32, 48), dynamic=frozenset({"batch"})).validate(tiny_model(decoder_keep=0.5, decoder_resize="area"))
 
 
-class _Plain(nn.Module):
-    """A stem conv (left unquantized: it reads the network input) and one conv int8 quantizes."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.stem = nn.Conv2d(3, 8, 3, padding=1)
-        self.conv = nn.Conv2d(8, 4, 3, padding=1)
-
-    def forward(self, x):
-        return self.conv(torch.relu(self.stem(x)))
-
-
 def test_failed_parity_keeps_the_file_under_a_name_that_says_so(tmp_path):
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
@@ -110,7 +97,7 @@ def test_failed_parity_keeps_the_file_under_a_name_that_says_so(tmp_path):
 
     # int8 never agrees perfectly with fp32 on random logits: demand it, and it must fail
     with pytest.raises(RegressionFound, match="parity failed for int8"):
-        export_model(_Plain(), tmp_path, ExportConfig((16, 16)), ExportPlan(("fp32", "int8"),
+        export_model(two_conv_model(), tmp_path, ExportConfig((16, 16)), ExportPlan(("fp32", "int8"),
                      min_agreement={"int8": 1.0}), batches, calib, log=lambda _m: None)
     assert (tmp_path / "model.int8.PARITY-FAILED.onnx").is_file() and not (tmp_path / "model.int8.onnx").exists()
     manifest = json.loads((tmp_path / "export.json").read_text())

@@ -7,22 +7,10 @@ import json
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
 from segprune.errors import RegressionFound
 from segprune.export import ExportConfig, ExportPlan, check_parity, export_model
-
-
-class _Plain(nn.Module):
-    """Two small convolutions: exports in about a second."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.stem = nn.Conv2d(3, 8, 3, padding=1)
-        self.conv = nn.Conv2d(8, 4, 3, padding=1)
-
-    def forward(self, x):
-        return self.conv(torch.relu(self.stem(x)))
+from tests.helpers import two_conv_model
 
 
 def _batches(size, n):
@@ -34,7 +22,7 @@ def _quiet(_msg: str) -> None:
 
 
 def test_parity_fails_on_nan_from_either_side():
-    model = _Plain().eval()
+    model = two_conv_model().eval()
     images = _batches((8, 8), 1)
     with torch.no_grad():
         finite = model(torch.from_numpy(images[0])).numpy()
@@ -48,7 +36,7 @@ def test_parity_fails_on_nan_from_either_side():
 
 
 def test_export_of_a_nan_model_fails_parity(tmp_path):
-    model = _Plain()
+    model = two_conv_model()
     with torch.no_grad():
         model.conv.bias.fill_(float("nan"))
     with pytest.raises(RegressionFound, match="parity failed for fp32 .*NaN/Inf"):
@@ -77,8 +65,8 @@ def _consistent(folder) -> dict:
 
 def test_reexport_replaces_the_folder_and_drops_precisions_not_asked_again(tmp_path):
     torch.manual_seed(0)
-    _export(_Plain(), tmp_path / "out", ("fp32", "fp16"))
-    _export(_Plain(), tmp_path / "out", ("fp32",))
+    _export(two_conv_model(), tmp_path / "out", ("fp32", "fp16"))
+    _export(two_conv_model(), tmp_path / "out", ("fp32",))
     assert set(_consistent(tmp_path / "out")["files"]) == {"fp32"}
     assert not (tmp_path / "out" / "model.fp16.onnx").exists()
 
@@ -86,7 +74,7 @@ def test_reexport_replaces_the_folder_and_drops_precisions_not_asked_again(tmp_p
 def test_interrupted_reexport_leaves_the_previous_export_whole(tmp_path, monkeypatch):
     import segprune.export.pipeline as pipeline
 
-    _export(_Plain(), tmp_path / "out", ("fp32", "fp16"))
+    _export(two_conv_model(), tmp_path / "out", ("fp32", "fp16"))
     before = _consistent(tmp_path / "out")
 
     def killed(*_args, **_kwargs):  # after the new model.fp32.onnx is written, before the manifest
@@ -94,7 +82,7 @@ def test_interrupted_reexport_leaves_the_previous_export_whole(tmp_path, monkeyp
 
     monkeypatch.setattr(pipeline, "to_fp16", killed)
     with pytest.raises(KeyboardInterrupt):
-        _export(_Plain(), tmp_path / "out", ("fp32", "fp16"))
+        _export(two_conv_model(), tmp_path / "out", ("fp32", "fp16"))
     assert _consistent(tmp_path / "out") == before
 
 
@@ -105,9 +93,9 @@ def test_concurrent_exports_into_one_folder_leave_one_whole_export(tmp_path):
     def log_a(_msg):  # export B runs start to finish while A is half-way
         if not started:
             started.append(True)
-            _export(_Plain(), out, ("fp32", "fp16"))
+            _export(two_conv_model(), out, ("fp32", "fp16"))
 
-    manifest = _export(_Plain(), out, ("fp32",), log=log_a)
+    manifest = _export(two_conv_model(), out, ("fp32",), log=log_a)
     assert started and _consistent(out)["files"]["fp32"]["sha256"] == manifest["files"]["fp32"]["sha256"]
     assert not (out / "model.fp16.onnx").exists()
 
@@ -121,12 +109,12 @@ def test_failed_export_leaves_no_folder_and_a_foreign_folder_is_refused(tmp_path
 
     monkeypatch.setattr(pipeline, "export_onnx", broken)
     with pytest.raises(ExportError):
-        _export(_Plain(), tmp_path / "new" / "out")
+        _export(two_conv_model(), tmp_path / "new" / "out")
     assert list(tmp_path.iterdir()) == []
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "notes.txt").write_text("keep me")
     with pytest.raises(ConfigError, match="holds files an export does not write"):
-        _export(_Plain(), tmp_path / "mine")
+        _export(two_conv_model(), tmp_path / "mine")
     assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
 
 
@@ -137,8 +125,8 @@ def test_bench_refuses_a_folder_file_its_manifest_does_not_describe(tmp_path):
     from tests.helpers import run_cli
 
     torch.manual_seed(0)
-    _export(_Plain(), tmp_path / "a", ("fp32",))
-    _export(_Plain(), tmp_path / "b", ("fp32", "fp16"))
+    _export(two_conv_model(), tmp_path / "a", ("fp32",))
+    _export(two_conv_model(), tmp_path / "b", ("fp32", "fp16"))
     assert resolve_model(tmp_path / "a", "onnxruntime", "fp32") == tmp_path / "a" / "model.fp32.onnx"
     shutil.copyfile(tmp_path / "b" / "model.fp32.onnx", tmp_path / "a" / "model.fp32.onnx")  # another model's file
     shutil.copyfile(tmp_path / "b" / "model.fp16.onnx", tmp_path / "a" / "model.fp16.onnx")  # a file not listed
