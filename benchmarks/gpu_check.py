@@ -39,6 +39,7 @@ import re
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -200,13 +201,7 @@ def tensorrt_rows(models, args, deadline: float) -> tuple[list[dict[str, Any]], 
         for name, model in models.items():
             for size in args.size_list:
                 for batch in args.batch_list:
-                    row = {"model": name, "backend": "tensorrt", "variant": "tensorrt-fp16", "size": list(size),
-                           "batch": batch}
-                    rows.append(row)
-                    if time.monotonic() > deadline:
-                        row["skipped"] = "time budget spent"
-                        continue
-                    try:
+                    def trt(name=name, model=model, size=size, batch=batch) -> dict[str, Any]:
                         base = Path(tmp) / f"{name}_{size[0]}x{size[1]}"
                         engine = base.with_suffix(".engine")
                         if not engine.exists():
@@ -220,13 +215,31 @@ def tensorrt_rows(models, args, deadline: float) -> tuple[list[dict[str, Any]], 
                                          shapes={"min": (1, 3, *size), "opt": (top, 3, *size), "max": (top, 3, *size)})
                         images = np.random.default_rng(0).standard_normal((batch, 3, *size)).astype(np.float32)
                         with TrtRunner(engine) as runner:
-                            row["device_ms"] = _stats(runner.time_inference(images, args.warmup, args.runs, "device"),
-                                                      batch)
-                            row["end_to_end_ms"] = _stats(runner.time_inference(images, args.warmup, args.runs,
-                                                                                "end_to_end"), batch)
-                    except Exception as exc:  # one configuration's failure is a result, not the end of the run
-                        row["error"] = f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
+                            return {kind + "_ms": _stats(runner.time_inference(images, args.warmup, args.runs, kind),
+                                                         batch) for kind in ("device", "end_to_end")}
+
+                    record(rows, deadline, trt, model=name, backend="tensorrt", variant="tensorrt-fp16",
+                           size=list(size), batch=batch)
     return rows, None
+
+
+def record(rows: list[dict[str, Any]], deadline: float, work: Callable[[], dict[str, Any]],
+           **config: Any) -> dict[str, Any]:
+    """Append the row of one configuration, filled by ``work()``, marked skipped past ``deadline``, or with its error.
+
+    One configuration's failure (out of memory, a compile or build failure) is a result, not
+    the end of the run.
+    """
+    row = dict(config)
+    rows.append(row)
+    if time.monotonic() > deadline:
+        row["skipped"] = "time budget spent"
+        return row
+    try:
+        row.update(work())
+    except Exception as exc:
+        row["error"] = f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
+    return row
 
 
 def speedups(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -282,18 +295,13 @@ def main(argv: list[str] | None = None) -> int:
         for size in args.size_list:
             for batch in args.batch_list:
                 for model_name, model in models.items():
-                    row = {"model": model_name, "backend": "torch", "variant": variant, "size": list(size),
-                           "batch": batch}
-                    rows.append(row)
-                    if time.monotonic() > deadline:
-                        row["skipped"] = "time budget spent"
+                    row = record(rows, deadline, lambda m=model, v=variant, s=size, b=batch: measure(
+                        m, v, s, b, args.device, args.warmup, args.runs), model=model_name, backend="torch",
+                        variant=variant, size=list(size), batch=batch)
+                    if "skipped" in row:
                         continue
-                    try:
-                        row.update(measure(model, variant, size, batch, args.device, args.warmup, args.runs))
-                    except Exception as exc:  # out of memory, a compile failure: recorded, the run goes on
-                        row["error"] = f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
-                        if args.device == "cuda":
-                            torch.cuda.empty_cache()
+                    if "error" in row and args.device == "cuda":
+                        torch.cuda.empty_cache()
                     print(f"{model_name:10} {variant:19} {size[0]}x{size[1]} b{batch}: "
                           f"{row.get('device_ms') and round(row['device_ms']['p50_ms'], 2)} ms device, "
                           f"{row.get('end_to_end_ms') and round(row['end_to_end_ms']['p50_ms'], 2)} ms end to end"
