@@ -119,19 +119,20 @@ def run_demo(cfg: DemoConfig, out: str | Path) -> dict[str, Any]:
     # back (benchmarks/finetune_budget.py on CamVid), so by default the band comes from the analysis.
     taus = tuple(sorted({0.90, 0.95, 0.99, cfg.energy}))
     labels = analyze_labels(build_dataset(cfg.data, "train"), taus=taus, ceiling_images=-1, progress=cfg.progress)
-    band = choose_band(labels.spectrum, cfg.energy, labels.report["reference_size"], size)
-    keep = cfg.keep_freq if cfg.keep_freq is not None else band.keep_freq
+    band = None if cfg.keep_freq is not None else choose_band(labels.spectrum, cfg.energy,
+                                                                labels.report["reference_size"], size)
+    keep = band.keep_freq if band else cfg.keep_freq
     features, spectra = analyze_model(model.eval(), spread_loader(build_dataset(cfg.data, "train",
                                                                               transform=EvalTransform()), 16, 4),
                                       keep=keep, input_size=size, progress=cfg.progress)
     analysis = {"labels": labels.report, "energy": cfg.energy if cfg.keep_freq is None else None, "keep_freq": keep,
-                "band": band.to_dict(), "model": features}
+                "band": band.to_dict() if band else None, "model": features}
     figures = [plots.plot_cumulative_energy(labels.report, out / "analyze" / "label_energy.png"),
                plots.plot_feature_heatmap(spectra.energy, out / "analyze" / "feature_spectra.png")]
 
-    if cfg.keep_freq is None:
+    if band:
         say(f"      {band.note()}")
-    origin = "given" if cfg.keep_freq is not None else f"holds {band.held:.3f} of the label energy"
+    origin = f"holds {band.held:.3f} of the label energy" if band else "given"
     say(f"[3/5] compressing: keep-freq {keep:.3f} ({origin}), channels removed across --scope {cfg.scope} to "
         f"{cfg.target_macs:g} of the MACs ({cfg.importance}), {cfg.finetune_epochs} fine-tuning epochs with "
         "distillation from the original")

@@ -43,6 +43,14 @@ def check_memory(what: str, estimate: int | float, fix: str) -> None:
                           f"{limit / (1 << 30):.3g} GiB: {fix} (or raise the limit with {ENV})")
 
 
+def model_bytes(model) -> int:
+    """The bytes of ``model``'s state (weights and buffers): what it allocates, and what a checkpoint of it holds.
+
+    Works on the ``meta`` device too, where nothing is allocated: that is how sizes are checked first.
+    """
+    return sum(t.numel() * t.element_size() for t in model.state_dict().values())
+
+
 def check_input_size(size: tuple[int, int], what: str = "input size") -> None:
     """An image size a model runs at: one image's input and first feature map must fit the limit."""
     h, w = size

@@ -85,13 +85,13 @@ def run(args: argparse.Namespace) -> int:
     labels = analyze_labels(dataset, taus=args.taus, transform=args.transform, batch_size=args.batch_size,
                             workers=args.workers, ceiling_images=args.ceiling_images, blocks=args.blocks,
                             input_size=args.input_size, progress=not args.no_progress)
-    keep, band = args.keep_freq, None
-    if args.energy is not None:
-        band = choose_band(labels.spectrum, args.energy, labels.report["reference_size"], args.input_size)
-        keep = band.keep_freq
-        print(band.note(), file=sys.stderr)
     label_size = labels.report["reference_size"]
     input_size = list(args.input_size or label_size)
+    keep, band = args.keep_freq, None
+    if args.energy is not None:
+        band = choose_band(labels.spectrum, args.energy, label_size, input_size)
+        keep = band.keep_freq
+        print(band.note(), file=sys.stderr)
     held = held_energy(labels.spectrum, keep, label_size, input_size) if keep is not None else None
     report = make_report("analyze", data=args.data, split=args.split, classes=list(dataset.classes),
                          labels=labels.report, keep_freq=keep, energy=args.energy, input_size=input_size,

@@ -227,7 +227,7 @@ def build_or_load_model(args: argparse.Namespace, num_classes: int):
         return model
     import torch
 
-    from segprune.limits import check_memory
+    from segprune.limits import check_memory, model_bytes
 
     overrides = model_overrides(args)
     try:  # on the meta device first: an absurd width is refused before a byte is allocated
@@ -236,8 +236,7 @@ def build_or_load_model(args: argparse.Namespace, num_classes: int):
     except RuntimeError as exc:  # past what any tensor can hold
         raise ConfigError(f"--arch {args.arch} with these widths is too large to build ({exc}): pass smaller "
                           "--aspp-channels / --decoder-channels") from None
-    check_memory(f"--arch {args.arch} with these widths", sum(t.numel() * t.element_size()
-                                                               for t in skeleton.state_dict().values()),
+    check_memory(f"--arch {args.arch} with these widths", model_bytes(skeleton),
                  "pass smaller --aspp-channels / --decoder-channels")
     model = create_model(args.arch, num_classes=num_classes, **overrides)
     rule = model.config.atrous_rule
@@ -314,7 +313,9 @@ def check_free_space(path: Path, model: Any, copies: float, what: str, option: s
     checked against the disk of ``path`` (or its nearest existing parent) before the work.
     """
     check_output_dir(path, option)  # a folder that cannot be written at all is told as such first
-    need = copies * sum(p.numel() * p.element_size() for p in model.parameters())
+    from segprune.limits import model_bytes
+
+    need = copies * model_bytes(model)
     base = path.absolute()
     while not base.exists():
         base = base.parent

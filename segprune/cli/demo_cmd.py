@@ -82,10 +82,10 @@ def run(args: argparse.Namespace) -> int:
     base = stages[0]
     rows = [[s["stage"], s["gmacs"], 100 * s["gmacs"] / base["gmacs"], s["mparams"], s["miou"], s["macc"]]
             for s in stages]
-    band = analysis["band"]
-    origin = "given" if args.keep_freq is not None else f"holds {band['held']:.3f} of the label energy"
-    if args.keep_freq is None and not band["resolves"]:
-        origin += (f": the whole decoder band; {args.energy:g} would need input "
+    band = analysis["band"]  # None when --keep-freq was given
+    origin = f"holds {band['held']:.3f} of the label energy" if band else "given"
+    if band and not band["resolves"]:
+        origin += (f": the whole decoder band; {band['tau']:g} would need input "
                    f"{band['input_size_needed'][0]}x{band['input_size_needed'][1]}")
     keep = analysis["keep_freq"]
     table = "\n".join([

@@ -28,7 +28,7 @@ from torch import nn
 
 from segprune.errors import CheckpointError, ConfigError, first_line
 from segprune.io import atomic_path, json_text, save_json
-from segprune.limits import check_memory
+from segprune.limits import check_memory, model_bytes
 from segprune.models.adapters import adapter_for, get_adapter
 from segprune.models.config import ModelConfig
 from segprune.models.files import check_file, sniff_format, state_dict_mismatch
@@ -163,7 +163,7 @@ def load_checkpoint(path: str | os.PathLike, *, num_classes: int | None = None, 
                               f"use data with {classes} classes, or train a fresh model on this data")
     expected = {k: v.shape for k, v in skeleton.state_dict().items()}
     check_memory(f"checkpoint {path}'s {adapter.describe(skeleton)} model",
-                 sum(t.numel() * t.element_size() for t in skeleton.state_dict().values()),
+                 model_bytes(skeleton),
                  "its header describes an absurdly large model; write it again with segprune train or prune")
     device = str(torch.device(map_location))
     with safe_open(str(path), framework="pt", device=device) as handle:
