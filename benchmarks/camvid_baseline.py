@@ -26,6 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CACHE = ROOT / "benchmarks" / "cache" / "camvid_r18"
 DEFAULT_OUT = ROOT / "benchmarks" / "results" / "camvid_baseline.json"
+DEFAULT_SCALE = "0.75,1.5"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -44,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
                              "the cache and result default to names with the video in them")
     parser.add_argument("--color-jitter", type=float, default=0.0, metavar="S",
                         help="brightness, contrast and saturation factors drawn in [1-S, 1+S] (0: none)")
-    parser.add_argument("--scale-range", default="0.75,1.5", metavar="LO,HI", help="random scale range")
+    parser.add_argument("--scale-range", default=DEFAULT_SCALE, metavar="LO,HI", help="random scale range")
     parser.add_argument("--retrain", action="store_true", help="train even if a cached run with this recipe exists")
     args = parser.parse_args(argv)
 
@@ -67,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     train_split = f"train-without-{args.held_out}" if args.held_out else "train"
     suffix = (f"_without_{args.held_out}" if args.held_out else "") + (
         f"_jitter{args.color_jitter:g}" if args.color_jitter else "") + (
-        f"_scale{args.scale_range.replace(',', '-')}" if args.scale_range != "0.75,1.5" else "")
+        f"_scale{args.scale_range.replace(',', '-')}" if args.scale_range != DEFAULT_SCALE else "")
     if suffix:  # variants of the recipe keep their own cache and result, so none replaces the baseline's
         args.cache = args.cache.with_name(args.cache.name + suffix) if args.cache == DEFAULT_CACHE else args.cache
         args.out = args.out.with_name(args.out.stem + suffix + ".json") if args.out == DEFAULT_OUT else args.out
