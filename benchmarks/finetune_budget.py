@@ -80,9 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     arms = [*(["control"] if args.control else []), *args.importances.split(",")]
     for seed in (int(s) for s in args.seeds.split(",")):
         for importance in arms:
-            # the control has nothing removed, so it does not depend on the compression options
-            where = f"control_{args.size}_ep{args.epochs}_lr{args.lr:g}_kd{args.kd:g}" if importance == "control" else config
-            out = ROOT / "benchmarks" / "cache" / "budget" / where / f"{importance}_seed{seed}"
+            out = run_dir(config, importance, seed, args.size, args.epochs, args.lr, args.kd)
             t0 = time.perf_counter()
             if args.reuse and (out / "report.json").is_file():
                 print(f"{importance} seed {seed}: reusing {out / 'report.json'}", file=sys.stderr, flush=True)
@@ -101,7 +99,8 @@ def main(argv: list[str] | None = None) -> int:
                          "macs_fraction": stages["fine-tuned"]["gmacs"] / stages["original"]["gmacs"],
                          "miou_original": stages["original"]["miou"], "miou_pruned": stages["compressed"]["miou"],
                          "miou": stages["fine-tuned"]["miou"], "macc": stages["fine-tuned"]["macc"],
-                         "seconds": report.get("seconds", time.perf_counter() - t0)})
+                         "seconds": report.get("seconds", time.perf_counter() - t0),
+                         "checkpoint": str((out / "model.safetensors").relative_to(ROOT))})
             print(json.dumps(runs[-1]), file=sys.stderr, flush=True)
     summary = {}
     control = [r["miou"] for r in runs if r["importance"] == "control"]
@@ -113,12 +112,20 @@ def main(argv: list[str] | None = None) -> int:
             summary[importance]["loss_vs_control"] = statistics.median(control) - statistics.median(mine)
     report = make_report("bench.finetune_budget", command="python benchmarks/finetune_budget.py "
                          + " ".join(argv if argv is not None else sys.argv[1:]),
-                         config=config, keep_freq=args.keep_freq, scope=args.scope, epochs=args.epochs, lr=args.lr,
+                         config=config, baseline=str(args.baseline), size=args.size, keep_freq=args.keep_freq,
+                         scope=args.scope, target_macs=args.target_macs, channel_ratio=ratio, epochs=args.epochs, lr=args.lr,
                          kd=args.kd, runs=runs, summary=summary, seconds=time.perf_counter() - started)
     save_json(args.out, report)
     _plot(report, args.out.with_suffix(".png"))
     print(json.dumps(summary, indent=2))
     return 0
+
+
+def run_dir(config: str, importance: str, seed: int, size: str, epochs: int, lr: float, kd: float) -> Path:
+    """Where one run's model and report are cached; the control has nothing removed, so its folder
+    does not depend on the compression options and every MACs target shares it."""
+    where = f"control_{size}_ep{epochs}_lr{lr:g}_kd{kd:g}" if importance == "control" else config
+    return ROOT / "benchmarks" / "cache" / "budget" / where / f"{importance}_seed{seed}"
 
 
 def _plot(report: dict, path: Path) -> None:

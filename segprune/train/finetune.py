@@ -102,7 +102,8 @@ def score_stage(name: str, model: nn.Module, size: tuple[int, int], loader, num_
     scores = metrics.to_dict()
     return {"stage": name, "gmacs": macs.total_macs / 1e9, "mparams": macs.total_params / 1e6,
             "macs_by_group": {k: v / 1e9 for k, v in macs.macs.items()}, "miou": scores["miou"],
-            "macc": scores["macc"], "per_class_iou": scores["per_class_iou"]}
+            "macc": scores["macc"], "per_class_iou": scores["per_class_iou"],
+            "per_class_acc": scores["per_class_acc"]}
 
 
 def compress_and_finetune(model: nn.Module, compression, finetuning: FinetuneConfig | None, train_set, val_set, *,

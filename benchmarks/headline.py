@@ -1,0 +1,215 @@
+"""The compression headline: a third of the MACs against an honest control, its speed, its int8 graph.
+
+Reads the Pareto runs that ``benchmarks/finetune_budget.py`` wrote (one JSON per MACs target,
+each with the control: the unpruned model fine-tuned with the same budget, recipe and seeds)
+and, in this one run:
+
+1. the Pareto curve: per MACs target and channel ranking, the median and spread of val mIoU
+   over seeds, against the control and the baseline (``headline.png``);
+2. the headline point (``--headline-macs``): its runs and median, the control's, and
+   spectral-l1 minus L1 paired per seed (same seed: same fine-tuning batches);
+3. speed: the headline model (seed ``--seed``) and the unpruned baseline exported to ONNX
+   fp32 at every ``--latency-sizes`` and timed side by side, interleaved, in onnxruntime on
+   the CPU with ``--threads`` threads (latency does not depend on the weights, only on the
+   architecture, which every seed shares);
+4. int8: the headline model's fp32 and int8 (Q/DQ, calibrated on 32 train images) graphs
+   scored on the whole val split in onnxruntime at the training size.
+
+Writes ``benchmarks/results/headline.json`` (``--out``), with every goal of the issue and
+whether it was met, the commands of the runs it read, and the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+GOALS = {"macs_fraction": 0.33, "loss_vs_control": 1.0, "speedup_ort_fp32": 2.5, "int8_delta_miou": 0.5,
+         "paired_spectral_minus_l1": 1.0}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--pareto", type=Path, nargs="+", default=sorted(RESULTS.glob("pareto_macs*.json")),
+                        help="finetune_budget.py reports, one per MACs target (default: results/pareto_macs*.json)")
+    parser.add_argument("--headline-macs", type=float, default=0.33, help="MACs target of the headline point")
+    parser.add_argument("--ranking", default="spectral-l1", help="the headline's channel ranking")
+    parser.add_argument("--seed", type=int, default=0, help="the headline run whose model is exported and timed")
+    parser.add_argument("--camvid", type=Path, default=ROOT.parent / "shared" / "data" / "camvid")
+    parser.add_argument("--latency-sizes", default="360x480,512x1024", help="comma-separated HxW timed in onnxruntime")
+    parser.add_argument("--threads", type=int, default=2, help="onnxruntime intra-op threads")
+    parser.add_argument("--runs", type=int, default=20, help="timed runs per model, round and size")
+    parser.add_argument("--cache", type=Path, default=ROOT / "benchmarks" / "cache" / "headline",
+                        help="ONNX exports (replaced on every run)")
+    parser.add_argument("--out", type=Path, default=RESULTS / "headline.json", help="JSON written here (atomically)")
+    args = parser.parse_args(argv)
+    if not args.pareto:
+        print("no Pareto runs: run benchmarks/finetune_budget.py --control --target-macs X --out "
+              "benchmarks/results/pareto_macsX.json first", file=sys.stderr)
+        return 2
+
+    from segprune.cli.common import parse_size
+    from segprune.io import load_json, save_json
+    from segprune.report import make_report
+
+    started = time.perf_counter()
+    reports = [load_json(p) for p in args.pareto]
+    curve = pareto(reports)
+    point = headline(reports, args.headline_macs, args.ranking)
+    if point is None:
+        print(f"no Pareto run has target {args.headline_macs:g}: pass its JSON with --pareto", file=sys.stderr)
+        return 2
+    model = next((r["checkpoint"] for r in point["report"]["runs"]
+                  if r["importance"] == args.ranking and r["seed"] == args.seed), None)
+    if model is None:
+        print(f"no {args.ranking} run with seed {args.seed} recorded its checkpoint: rerun finetune_budget.py "
+              "with --reuse to rewrite the JSON", file=sys.stderr)
+        return 2
+    baseline = point["report"]["baseline"]
+    size = tuple(parse_size(point["report"]["size"]))
+    deploy = measure_deployment(ROOT / baseline, ROOT / model, f"camvid:{args.camvid}", size,
+                                [tuple(parse_size(s)) for s in args.latency_sizes.split(",")], args)
+    summary = {
+        "macs_fraction": point["macs_fraction"], "ranking": args.ranking,
+        "miou_runs": point["miou_runs"], "miou_median": point["miou_median"],
+        "control_runs": point["control_runs"], "control_median": point["control_median"],
+        "loss_vs_control": point["control_median"] - point["miou_median"],
+        "baseline_miou": point["baseline_miou"], "l1_runs": point["l1_runs"],
+        "paired_spectral_minus_l1": point["paired"], **deploy["summary"],
+        "accuracy_split": "CamVid val (0016E5)",
+    }
+    goals = {
+        "macs_fraction": summary["macs_fraction"] <= GOALS["macs_fraction"] + 5e-3,
+        "within_1_of_control": summary["loss_vs_control"] <= GOALS["loss_vs_control"],
+        "speedup_ort_fp32": all(v >= GOALS["speedup_ort_fp32"] for v in summary["speedup_ort_fp32"].values()),
+        "int8_within_0.5": abs(summary["int8_delta_miou"]) <= GOALS["int8_delta_miou"],
+        "paired_spectral_minus_l1": (len(point["paired"]) >= 3
+                                     and statistics.median(point["paired"].values()) >= GOALS["paired_spectral_minus_l1"]),
+    }
+    report = make_report("bench.headline", command="python benchmarks/headline.py " + " ".join(
+        argv if argv is not None else sys.argv[1:]), pareto_commands=[r["command"] for r in reports],
+        model=model, baseline=baseline, **summary, goals=goals, pareto=curve, deployment=deploy["runs"],
+        seconds=time.perf_counter() - started)
+    report["machine"] = report["environment"]
+    save_json(args.out, report)
+    plot(curve, summary, args.out.with_suffix(".png"))
+    print(json.dumps({**summary, "goals": goals}, indent=2))
+    return 0
+
+
+def pareto(reports: list[dict]) -> list[dict]:
+    """One row per MACs target and arm: median, min and max val mIoU over seeds."""
+    rows = []
+    for report in reports:
+        for arm in report["summary"]:
+            runs = [r for r in report["runs"] if r["importance"] == arm]
+            mious = [r["miou"] for r in runs]
+            rows.append({"target_macs": report.get("target_macs"), "arm": arm,
+                         "macs_fraction": statistics.median(r["macs_fraction"] for r in runs),
+                         "seeds": [r["seed"] for r in runs], "miou_runs": mious,
+                         "miou_median": statistics.median(mious), "miou_min": min(mious), "miou_max": max(mious)})
+    return rows
+
+
+def headline(reports: list[dict], target: float, ranking: str) -> dict | None:
+    """The runs at ``target``: the ranking's, L1's and the control's, and the per-seed difference to L1."""
+    report = next((r for r in reports if r.get("target_macs") is not None and abs(r["target_macs"] - target) < 1e-9),
+                  None)
+    if report is None:
+        return None
+
+    def by_seed(arm: str) -> dict[int, float]:
+        return {r["seed"]: r["miou"] for r in report["runs"] if r["importance"] == arm}
+
+    mine, l1, control = by_seed(ranking), by_seed("l1"), by_seed("control")
+    fractions = [r["macs_fraction"] for r in report["runs"] if r["importance"] == ranking]
+    return {"report": report, "macs_fraction": statistics.median(fractions), "miou_runs": mine,
+            "miou_median": statistics.median(mine.values()), "control_runs": control,
+            "control_median": statistics.median(control.values()) if control else float("nan"),
+            "baseline_miou": report["runs"][0]["miou_original"], "l1_runs": l1,
+            "paired": {seed: mine[seed] - l1[seed] for seed in sorted(mine) if seed in l1}}
+
+
+def measure_deployment(baseline: Path, model: Path, data: str, size: tuple[int, int],
+                       latency_sizes: list[tuple[int, int]], args: argparse.Namespace) -> dict:
+    """Export both models through the library, time them interleaved per size, score int8 against fp32."""
+    import torch
+
+    from segprune.bench import BenchSettings, bench, open_runner
+    from segprune.data import image_batches
+    from segprune.export import ExportConfig, ExportPlan, export_model
+    from segprune.models import load_checkpoint, model_info
+
+    torch.set_num_threads(args.threads)
+    models = {"unpruned": load_checkpoint(baseline)[0], "headline": load_checkpoint(model)[0]}
+    classes = model_info(models["unpruned"])["num_classes"]
+
+    def export(name: str, at: tuple[int, int], precisions: tuple[str, ...]) -> Path:
+        out = args.cache / f"{name}_{at[0]}x{at[1]}"
+        print(f"exporting {name} at {at[0]}x{at[1]}: {','.join(precisions)}", file=sys.stderr, flush=True)
+        # 360 and 180 are not multiples of the output stride 16: the models were trained and are scored there
+        export_model(models[name].eval(), out, ExportConfig(at, allow_unaligned=True), ExportPlan(precisions=precisions),
+                     lambda s, n: image_batches(data, "val", s, 4, n, classes),
+                     lambda s: image_batches(data, "train", s, 32, 1, classes),
+                     source={"checkpoint": str(model if name == "headline" else baseline), "data": data},
+                     log=lambda _msg: None)
+        return out
+
+    runs = {}
+    accuracy_dir = export("headline", size, ("fp32", "int8"))
+    runners = {f"headline {p}": open_runner(accuracy_dir / f"model.{p}.onnx", "onnxruntime", threads=args.threads)
+               for p in ("fp32", "int8")}
+    runs["int8"] = bench(runners, BenchSettings(data=data, input_size=size, runs=5, rounds=1, progress=False),
+                         threads=args.threads)
+    by = {r["label"]: r for r in runs["int8"]["results"]}
+    summary = {"int8_miou": by["headline int8"]["accuracy"]["miou"], "fp32_onnx_miou": by["headline fp32"]["accuracy"]["miou"]}
+    summary["int8_delta_miou"] = summary["int8_miou"] - summary["fp32_onnx_miou"]
+    summary["speedup_ort_fp32"], summary["p50_ms"] = {}, {}
+    for at in latency_sizes:
+        key = f"{at[0]}x{at[1]}"
+        runners = {name: open_runner(export(name, at, ("fp32",)) / "model.fp32.onnx", "onnxruntime",
+                                     threads=args.threads) for name in models}
+        print(f"timing at {key}", file=sys.stderr, flush=True)
+        runs[key] = bench(runners, BenchSettings(data=data, input_size=at, runs=args.runs, rounds=4, accuracy=False,
+                                                 progress=False), threads=args.threads)
+        p50 = {r["label"]: r["latency"]["p50_ms"] for r in runs[key]["results"]}
+        summary["p50_ms"][key] = p50
+        summary["speedup_ort_fp32"][key] = p50["unpruned"] / p50["headline"]
+    return {"summary": summary, "runs": runs}
+
+
+def plot(curve: list[dict], summary: dict, path: Path) -> None:
+    """mIoU against the MACs fraction, one line per ranking, the control and the baseline as bands."""
+    from segprune.plots import _pyplot, _save
+
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.0, 4.2))
+    for i, arm in enumerate(sorted({r["arm"] for r in curve} - {"control"})):
+        rows = sorted((r for r in curve if r["arm"] == arm), key=lambda r: r["macs_fraction"])
+        x = [r["macs_fraction"] for r in rows]
+        ax.plot(x, [r["miou_median"] for r in rows], "o-", color=f"C{i}", label=f"{arm} (median)")
+        ax.vlines(x, [r["miou_min"] for r in rows], [r["miou_max"] for r in rows], color=f"C{i}", alpha=0.5)
+    control = [m for r in curve if r["arm"] == "control" for m in r["miou_runs"]]
+    if control:
+        ax.axhspan(min(control), max(control), color="grey", alpha=0.2,
+                   label=f"control, unpruned + same fine-tuning ({statistics.median(control):.2f})")
+        ax.axhline(statistics.median(control) - 1.0, color="grey", ls=":", lw=0.8, label="control - 1 point")
+    ax.axhline(summary["baseline_miou"], color="black", ls="--", lw=0.8,
+               label=f"baseline ({summary['baseline_miou']:.2f})")
+    ax.axvline(GOALS["macs_fraction"], color="C3", ls=":", lw=0.8)
+    ax.set(xlabel="fraction of the unpruned model's MACs", ylabel="CamVid val mIoU %",
+           title="DeepLabV3+ R18 on CamVid: same fine-tuning budget for every point")
+    ax.title.set_fontsize(9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    _save(fig, path)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,51 @@
+"""benchmarks/headline.py and benchmarks/evidence.py: the figures they derive from runs (no training, no clock)."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _load(name: str):
+    sys.path.insert(0, str(REPO / "benchmarks"))  # the benchmarks import their shared camvid_setup
+    try:
+        spec = importlib.util.spec_from_file_location(name, REPO / "benchmarks" / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(REPO / "benchmarks"))
+    return module
+
+
+def _report(target: float, mious: dict[str, list[float]], fraction: float) -> dict:
+    runs = [{"importance": arm, "seed": seed, "miou": miou, "miou_original": 58.0,
+             "macs_fraction": 1.0 if arm == "control" else fraction}
+            for seed in range(3) for arm, values in mious.items() for miou in [values[seed]]]
+    return {"target_macs": target, "runs": runs, "summary": {arm: {} for arm in mious}, "command": "x"}
+
+
+def test_headline_pairs_rankings_by_seed_and_takes_medians():
+    headline = _load("headline")
+    reports = [_report(0.5, {"control": [59, 59.5, 60], "spectral-l1": [58, 58.5, 59], "l1": [57, 57, 57]}, 0.49),
+               _report(0.33, {"control": [59, 59.5, 60], "spectral-l1": [57, 56, 58], "l1": [55, 57, 56]}, 0.329)]
+    point = headline.headline(reports, 0.33, "spectral-l1")
+    assert point["miou_median"] == 57 and point["control_median"] == 59.5 and point["baseline_miou"] == 58.0
+    assert point["paired"] == {0: 2, 1: -1, 2: 2} and point["macs_fraction"] == pytest.approx(0.329)
+    assert headline.headline(reports, 0.25, "spectral-l1") is None
+    rows = {(r["target_macs"], r["arm"]): r for r in headline.pareto(reports)}
+    assert rows[(0.5, "l1")]["miou_median"] == 57 and rows[(0.33, "spectral-l1")]["miou_min"] == 56
+    assert rows[(0.33, "control")]["macs_fraction"] == 1.0 and rows[(0.5, "spectral-l1")]["seeds"] == [0, 1, 2]
+
+
+def test_evidence_medians_pair_the_claim_with_its_control_by_seed():
+    evidence = _load("evidence")
+    runs = [{"arm": "ce", "seed": 0, "miou": 50.0}, {"arm": "ce", "seed": 1, "miou": 52.0},
+            {"arm": "recall", "seed": 1, "miou": 51.0}, {"arm": "recall", "seed": 0, "miou": 53.0}]
+    out = evidence._medians(runs, ["ce", "recall"], ("miou",))
+    assert out["ce_miou_median"] == 51.0 and out["recall_miou_runs"] == [51.0, 53.0]
+    assert out["miou_paired_delta"] == {1: -1.0, 0: 3.0}
