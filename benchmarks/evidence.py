@@ -113,7 +113,7 @@ def spectral_claims(spec: str, baseline: Path, size: tuple[int, int]) -> dict[st
     val = build_dataset(spec, "val", transform=EvalTransform())
     loader = make_loader(val, 4, shuffle=False)
     bands, _ = analyze_model(model, loader, input_size=size, progress=False)
-    f, share = bands["ce_share"]["f"], bands["ce_share"]["cumulative"]
+    label_size = tuple(build_dataset(spec, "val")[0][1].shape[-2:])
     native = (-(-size[0] // 4), -(-size[1] // 4))  # the decoder's stride-4 grid
     grids = {keep: decoder_grid(*native, keep) for keep in KEEPS}
     ceilings = Ceilings(val.num_classes, grids=sorted(set(grids.values())), ignore_index=val.ignore_index)
@@ -129,16 +129,28 @@ def spectral_claims(spec: str, baseline: Path, size: tuple[int, int]) -> dict[st
         metrics, _ = evaluate(truncated, loader, val.num_classes, input_size=size, progress=False)
         rows.append({"keep_freq": keep, "grid": list(grids[keep]), "miou": metrics.miou,
                      "ceiling_miou": ceiling[tuple(grids[keep])],
-                     "ce_share_below_keep": share[min(range(len(f)), key=lambda i: abs(f[i] - keep))]})
+                     **band_share(bands["ce_share"], keep, label_size, size)})
     derive_losses(rows)
     return {"arms": ["truncation alone", "grid ceiling"], "seeds": [], "input_size": list(size),
+            "label_size": list(label_size),
             "baseline": str(baseline), "cross_entropy": bands["cross_entropy"], "ce_share": bands["ce_share"],
             "truncation": rows,
-            "summary": {"ce_share_below": {f"{r['keep_freq']:g}": r["ce_share_below_keep"] for r in rows},
+            "summary": {"label_band": {f"{r['keep_freq']:g}": r["label_band"] for r in rows},
+                        "ce_share_below": {f"{r['keep_freq']:g}": r["ce_share_below_keep"] for r in rows},
                         "truncation_loss": {f"{r['keep_freq']:g}": r["loss"] for r in rows},
                         "ceiling_loss": {f"{r['keep_freq']:g}": r["ceiling_loss"] for r in rows},
                         "ceiling_loss_vs_full_grid": {f"{r['keep_freq']:g}": r["ceiling_loss_vs_full_grid"]
                                                       for r in rows}}}
+
+
+def band_share(ce_share: dict, keep: float, label_size: tuple[int, int], size: tuple[int, int]) -> dict:
+    """The label band a decoder truncated to ``keep`` resolves (a fraction of the labels' Nyquist, not of
+    the decoder's: :func:`segprune.models.grid.held_band`) and the share of the CE in the bands below it."""
+    from segprune.models.grid import held_band
+
+    f = held_band(keep, label_size, size)
+    nearest = min(range(len(ce_share["f"])), key=lambda i: abs(ce_share["f"][i] - f))
+    return {"label_band": f, "ce_share_below_keep": ce_share["cumulative"][nearest]}
 
 
 def derive_losses(rows: list[dict]) -> None:
@@ -299,6 +311,10 @@ def _plot_spectral(section: dict, path: Path) -> None:
     f, share = section["ce_share"]["f"], section["ce_share"]["cumulative"]
     left.plot(f[1:], share[1:], color="C0")
     left.axhline(1.0, color="grey", lw=0.8, ls="--")
+    for row in section["truncation"]:
+        left.axvline(row["label_band"], color="C1", lw=0.6, alpha=0.6)
+    left.annotate("decoder bands,\nkeep 0.25 .. 1", (section["truncation"][0]["label_band"], share[1]), fontsize=7,
+                  xytext=(4, -20), textcoords="offset points")
     left.set(xlabel="band kept per axis (fraction of the labels' Nyquist)", yscale="log",
              ylabel="CE of the bands up to f / total CE",
              title=f"baseline CE by band (CE {section['cross_entropy']:.3f}; DC alone {share[0]:.1f}x)")

@@ -197,8 +197,9 @@ def plot(curve: list[dict], summary: dict, path: Path) -> None:
         ax.vlines(x, [r["miou_min"] for r in rows], [r["miou_max"] for r in rows], color=f"C{i}", alpha=0.5)
     control = [m for r in curve if r["arm"] == "control" for m in r["miou_runs"]]
     if control:
-        ax.axhspan(min(control), max(control), color="grey", alpha=0.2,
-                   label=f"control, unpruned + same fine-tuning ({statistics.median(control):.2f})")
+        ax.axhspan(min(control), max(control), color="grey", alpha=0.2)
+        ax.axhline(statistics.median(control), color="grey", lw=1.2,
+                   label=f"control: unpruned, same fine-tuning (median {statistics.median(control):.2f}, band: spread)")
         ax.axhline(statistics.median(control) - 1.0, color="grey", ls=":", lw=0.8, label="control - 1 point")
     ax.axhline(summary["baseline_miou"], color="black", ls="--", lw=0.8,
                label=f"baseline ({summary['baseline_miou']:.2f})")
