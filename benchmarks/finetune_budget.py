@@ -49,6 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kd", type=float, default=1.0, help="weight of distillation from the unpruned model")
     parser.add_argument("--control", action="store_true",
                         help="also fine-tune the unpruned model with the same budget and seeds (the control)")
+    parser.add_argument("--control-seeds", default=None,
+                        help="seeds of the control, when fewer than --seeds (it is the costliest run: full width)")
     parser.add_argument("--reuse", action="store_true",
                         help="take a run whose report is already in benchmarks/cache/budget instead of redoing it "
                              "(the cache is keyed by every option that changes a run, importance and seed)")
@@ -78,8 +80,11 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     runs = []
     arms = [*(["control"] if args.control else []), *args.importances.split(",")]
+    control_seeds = {int(s) for s in (args.control_seeds or args.seeds).split(",")}
     for seed in (int(s) for s in args.seeds.split(",")):
         for importance in arms:
+            if importance == "control" and seed not in control_seeds:
+                continue
             out = run_dir(config, importance, seed, args.size, args.epochs, args.lr, args.kd)
             t0 = time.perf_counter()
             if args.reuse and (out / "report.json").is_file():
@@ -112,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
             summary[importance]["loss_vs_control"] = statistics.median(control) - statistics.median(mine)
     report = make_report("bench.finetune_budget", command="python benchmarks/finetune_budget.py "
                          + " ".join(argv if argv is not None else sys.argv[1:]),
-                         config=config, baseline=str(args.baseline), size=args.size, keep_freq=args.keep_freq,
+                         config=config, accuracy_split="CamVid val (0016E5)", baseline=str(args.baseline), size=args.size, keep_freq=args.keep_freq,
                          scope=args.scope, target_macs=args.target_macs, channel_ratio=ratio, epochs=args.epochs, lr=args.lr,
                          kd=args.kd, runs=runs, summary=summary, seconds=time.perf_counter() - started)
     save_json(args.out, report)
