@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
                 report = load_json(out / "report.json")
             else:
                 print(f"{importance} seed {seed}: {args.epochs} epochs", file=sys.stderr, flush=True)
-                compression = CompressConfig(keep_freq=1.0) if importance == "control" else CompressConfig(
+                compression = CompressConfig() if importance == "control" else CompressConfig(
                     keep_freq=args.keep_freq, trunc_mode=args.mode, channel_ratio=ratio, target_macs=args.target_macs,
                     importance=importance, scope=args.scope)
                 finetuning = FinetuneConfig(epochs=args.epochs, batch_size=8, lr=args.lr, crop_size=size,

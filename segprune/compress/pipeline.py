@@ -71,11 +71,12 @@ class CompressConfig:
     def prunes(self) -> bool:
         return self.channel_ratio is not None or self.target_macs is not None
 
-    def prune_config(self, keep: float):
+    def prune_config(self, keep: float, trunc_mode: str | None = None):
         from segprune.compress.prune import PruneConfig
 
         return PruneConfig(channel_ratio=self.channel_ratio, target_macs=self.target_macs, importance=self.importance,
-                           scope=self.scope, round_to=self.round_to, keep_freq=keep, trunc_mode=self.trunc_mode)
+                           scope=self.scope, round_to=self.round_to, keep_freq=keep,
+                           trunc_mode=trunc_mode or self.trunc_mode)
 
 
 @dataclass
@@ -128,6 +129,9 @@ def compress_(model: nn.Module, config: CompressConfig, *, example: torch.Tensor
         example = torch.zeros(1, 3, *size)
     current, mode = adapter.truncation(model)
     keep = current if config.keep_freq is None else config.keep_freq
+    # no keep-freq leaves the truncation as it is, its resampling mode included (a model truncated with
+    # bilinear resampling would otherwise change to the default area one: another model)
+    trunc_mode = mode if config.keep_freq is None else config.trunc_mode
     if keep > current:
         raise ConfigError(f"the model already runs its decoder at keep-freq {current:g}; compressing cannot widen it "
                           f"to {keep:g}: start from the untruncated model, or ask for keep-freq <= {current:g}")
@@ -140,9 +144,9 @@ def compress_(model: nn.Module, config: CompressConfig, *, example: torch.Tensor
     if config.prunes:
         from segprune.compress.prune import prune_
 
-        pruning = prune_(model, config.prune_config(keep), example, calib)
-    elif keep < current or (keep < 1.0 and config.trunc_mode != mode):
-        truncate_(model, TruncationConfig(keep, config.trunc_mode))
+        pruning = prune_(model, config.prune_config(keep, trunc_mode), example, calib)
+    elif keep < current or (keep < 1.0 and trunc_mode != mode):
+        truncate_(model, TruncationConfig(keep, trunc_mode))
     keep, mode = adapter.truncation(model)
     after = count_macs(adapter.meta_copy(model), size)
     return CompressResult(config, adapter.family, keep, mode, before, after, pruning)

@@ -49,3 +49,28 @@ def test_evidence_medians_pair_the_claim_with_its_control_by_seed():
     out = evidence._medians(runs, ["ce", "recall"], ("miou",))
     assert out["ce_miou_median"] == 51.0 and out["recall_miou_runs"] == [51.0, 53.0]
     assert out["miou_paired_delta"] == {1: -1.0, 0: 3.0}
+
+
+@pytest.mark.slow
+def test_evidence_arms_run_end_to_end_on_tiny_data(tiny_checkpoint, tmp_path, monkeypatch):
+    """The fine-tuning and from-scratch claims run through the library on synthetic scenes, are cached, and
+    self-regulation leaves the deployed graph as it was."""
+    import torch
+
+    from tests.helpers import TINY_DATA
+
+    torch.set_num_threads(1)
+    evidence = _load("evidence")
+    monkeypatch.setattr(evidence, "CACHE", tmp_path)
+    data = TINY_DATA.format(n=8, n_val=3)
+    sr = evidence.finetune_claim("sr", data, tiny_checkpoint, (32, 48), [0], 1, 1e-3)
+    assert [r["arm"] for r in sr["runs"]] == ["ce", "sr"] and set(sr["summary"]["miou_paired_delta"]) == {0}
+    assert sr["summary"]["deployed_unchanged"] == {"macs": True, "onnx_graph": True}
+    recall = evidence.finetune_claim("recall", data, tiny_checkpoint, (32, 48), [0], 1, 1e-3)
+    assert recall["runs"][0] == sr["runs"][0]  # the CE control is shared, taken from the cache
+    assert set(recall["summary"]["rare_class_recall"]) == {"ce", "recall"}
+    assert recall["runs"][1]["arm"] == "recall" and set(recall["runs"][1]["per_class_acc"]) == set(
+        recall["runs"][0]["per_class_iou"])
+    atrous = evidence.scratch_claim("atrous", data, (32, 48), [0], 1)
+    rates = atrous["summary"]["rates"]
+    assert rates["control"] != rates["atrous"] and atrous["summary"]["erf"]["atrous"]["radius_90"] > 0

@@ -38,6 +38,16 @@ def test_truncation_alone_and_the_report() -> None:
     assert result.macs_fraction < 1.0 and result.to_dict()["channel_ratio"] == 0.0
 
 
+@pytest.mark.parametrize("prune", [{}, {"channel_ratio": 0.25, "importance": "l1"}])
+def test_no_keep_freq_leaves_the_truncation_and_its_mode_as_they_are(prune) -> None:
+    """CompressConfig() is 'nothing changed' (the fine-tuning control): a bilinear truncation stays bilinear."""
+    model = tiny_model(aspp_channels=16, decoder_channels=16)
+    compress_(model, CompressConfig(keep_freq=0.5, trunc_mode="bilinear"), example=SIZE)
+    result = compress_(model, CompressConfig(**prune), example=SIZE)
+    assert result.keep_freq == 0.5 and result.trunc_mode == "bilinear"
+    assert model.config.decoder_keep == 0.5 and model.config.decoder_resize == "bilinear"
+
+
 def test_one_call_equals_truncating_inside_prune() -> None:
     torch.manual_seed(0)
     a = tiny_model(aspp_channels=16, decoder_channels=16)
