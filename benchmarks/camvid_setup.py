@@ -90,3 +90,56 @@ def compress_run(spec: str, baseline: Path, size: tuple[int, int], compression: 
                          stages=stages, seconds=time.perf_counter() - started)
     save_json(out / "report.json", report)
     return report
+
+
+def cached_report(out: Path) -> dict[str, Any] | None:
+    """The ``report.json`` of a finished run in ``out``, or None.
+
+    A run folder is named by its recipe and ``report.json`` is written last (atomically), so a
+    report there is that recipe's finished result; an interrupted run leaves none and is redone.
+    """
+    from segprune.io import load_json
+
+    return load_json(out / "report.json") if (out / "report.json").is_file() else None
+
+
+def export_camvid(model: Any, out: Path, size: tuple[int, int], precisions: tuple[str, ...], data: str,
+                  source: dict[str, Any]) -> dict[str, Any]:
+    """Export ``model`` through the library to ``out`` at ``size``; returns the export manifest. Val
+    images check each precision, 32 train images calibrate int8 (never val, which scores it)."""
+    from segprune.data import image_batches
+    from segprune.export import ExportConfig, ExportPlan, export_model
+    from segprune.models import model_info
+
+    classes = model_info(model)["num_classes"]
+    # 360 and 180 are not multiples of the output stride 16: CamVid models are trained and scored there
+    return export_model(model.eval(), out, ExportConfig(size, allow_unaligned=True), ExportPlan(precisions=precisions),
+                        lambda at, n: image_batches(data, "val", at, 4, n, classes),
+                        lambda at: image_batches(data, "train", at, 32, 1, classes),
+                        source=source, log=lambda _msg: None)
+
+
+def plot_runs(runs: dict[str, list[tuple[int, float]]], path: Path, title: str,
+              references: dict[str, float] | None = None) -> None:
+    """One column per arm: each seed's val mIoU as a point, the median as a bar, and horizontal
+    reference lines (label: value); the spread matters as much as the median with 2-3 seeds."""
+    import statistics
+
+    from segprune.plots import _pyplot, _save
+
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5.6, 4.0))
+    for i, points in enumerate(runs.values()):
+        ax.scatter([i] * len(points), [v for _, v in points], color=f"C{i}", zorder=3)
+        for seed, value in points:
+            ax.annotate(f"seed {seed}", (i, value), fontsize=7, xytext=(5, -2), textcoords="offset points")
+        ax.hlines(statistics.median(v for _, v in points), i - 0.2, i + 0.2, color=f"C{i}", lw=2)
+    for (label, value), style in zip((references or {}).items(), ("--", ":", "-."), strict=False):
+        ax.axhline(value, color="grey", ls=style, lw=0.8, label=f"{label} {value:.2f}")
+    ax.set(xticks=range(len(runs)), xticklabels=list(runs), xlim=(-0.6, len(runs) - 0.4),
+           ylabel="CamVid val mIoU % (bar: median)", title=title)
+    ax.title.set_fontsize(8)
+    ax.grid(alpha=0.3, axis="y")
+    if references:
+        ax.legend(fontsize=7)
+    _save(fig, path)

@@ -31,7 +31,7 @@ import sys
 import time
 from pathlib import Path
 
-from camvid_setup import compress_run
+from camvid_setup import compress_run, export_camvid
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -56,10 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     from segprune.bench import BenchSettings, bench, open_runner
     from segprune.cli.bench_cmd import bench_table
     from segprune.compress import CompressConfig
-    from segprune.data import image_batches
-    from segprune.export import ExportConfig, ExportPlan, export_model
     from segprune.io import save_json
-    from segprune.models import load_checkpoint, model_info
+    from segprune.models import load_checkpoint
     from segprune.report import make_report
     from segprune.train import FinetuneConfig
 
@@ -97,15 +95,11 @@ def main(argv: list[str] | None = None) -> int:
     plan = {(180, 240): ("fp32", "fp16", "int8"), (360, 480): ("fp32", "int8"), (512, 1024): ("fp32",)}
     for name, (_, ckpt) in variants.items():
         model, _ = load_checkpoint(ckpt)
-        classes = model_info(model)["num_classes"]
         for (h, w), precisions in plan.items():
             out = args.cache / "onnx" / f"{name}_{h}x{w}"
             print(f"exporting {name} at {h}x{w}: {','.join(precisions)}", file=sys.stderr)
-            exports[(name, h, w)] = export_model(
-                model, out, ExportConfig((h, w), allow_unaligned=True), ExportPlan(precisions=precisions),
-                lambda at, n, k=classes: image_batches(data, "val", at, 4, n, k),
-                lambda at, k=classes: image_batches(data, "train", at, 32, 1, k),
-                source={"checkpoint": str(ckpt), "data": data}, log=lambda _msg: None)
+            exports[(name, h, w)] = export_camvid(model, out, (h, w), precisions, data,
+                                                  {"checkpoint": str(ckpt), "data": data})
 
     runs = {}
 

@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from camvid_setup import compress_run, has_baseline
+from camvid_setup import cached_report, compress_run, has_baseline, plot_runs
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "results" / "evidence.json"
@@ -173,7 +173,7 @@ def finetune_claim(claim: str, spec: str, baseline: Path, size: tuple[int, int],
     for seed in seeds:
         for arm in ("ce", claim):
             out = CACHE / f"finetune_{size[0]}x{size[1]}_ep{epochs}_lr{lr:g}" / f"{arm}_seed{seed}"
-            report = _cached(out)
+            report = cached_report(out)
             if report is None:
                 print(f"{claim}: {arm} seed {seed}, {epochs} epochs", file=sys.stderr, flush=True)
                 finetuning = FinetuneConfig(epochs=epochs, batch_size=8, lr=lr, crop_size=size, input_size=size,
@@ -252,7 +252,7 @@ def train_scratch(spec: str, size: tuple[int, int], epochs: int, seed: int, atro
     name = f"scratch_{size[0]}x{size[1]}_ep{epochs}" + (f"_rates-{atrous_rates}" if atrous_rates else "") + (
         f"_block{block}" if block else "")
     out = CACHE / name / f"seed{seed}"
-    cached = _cached(out)
+    cached = cached_report(out)
     if cached is not None:
         return cached
     print(f"from scratch: {name} seed {seed}", file=sys.stderr, flush=True)
@@ -279,12 +279,6 @@ def train_scratch(spec: str, size: tuple[int, int], epochs: int, seed: int, atro
               "checkpoint": str(out / "last.safetensors")}
     save_json(out / "report.json", report)
     return report
-
-
-def _cached(out: Path) -> dict[str, Any] | None:
-    from segprune.io import load_json
-
-    return load_json(out / "report.json") if (out / "report.json").is_file() else None
 
 
 def _medians(runs: list[dict], arms: list[str], keys: tuple[str, ...]) -> dict[str, Any]:
@@ -333,19 +327,8 @@ def _plot_spectral(section: dict, path: Path) -> None:
 
 
 def _plot_arms(section: dict, path: Path) -> None:
-    from segprune.plots import _pyplot, _save
-
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(5.0, 3.8))
-    for i, arm in enumerate(section["arms"]):
-        values = [r["miou"] for r in section["runs"] if r["arm"] == arm]
-        ax.scatter([i] * len(values), values, color=f"C{i}", zorder=3)
-        ax.hlines(statistics.median(values), i - 0.2, i + 0.2, color=f"C{i}", lw=2)
-    ax.set(xticks=range(len(section["arms"])), xticklabels=section["arms"], xlim=(-0.6, len(section["arms"]) - 0.4),
-           ylabel="CamVid val mIoU % (bar: median)", title=f"{section['claim']}: {section['epochs']} epochs, {len(section['seeds'])} seeds per arm")
-    ax.title.set_fontsize(8)
-    ax.grid(alpha=0.3, axis="y")
-    _save(fig, path)
+    plot_runs({arm: [(r["seed"], r["miou"]) for r in section["runs"] if r["arm"] == arm] for arm in section["arms"]},
+              path, f"{section['claim']}: {section['epochs']} epochs, {len(section['seeds'])} seeds per arm")
 
 
 def _plot_recall(section: dict, path: Path) -> None:

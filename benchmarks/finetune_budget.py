@@ -26,7 +26,7 @@ import sys
 import time
 from pathlib import Path
 
-from camvid_setup import add_setup_args, compress_run, has_baseline
+from camvid_setup import add_setup_args, cached_report, compress_run, has_baseline, plot_runs
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from segprune.cli.common import parse_size
     from segprune.compress import CompressConfig
-    from segprune.io import load_json, save_json
+    from segprune.io import save_json
     from segprune.report import make_report
     from segprune.train import FinetuneConfig
 
@@ -87,9 +87,8 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             out = run_dir(config, importance, seed, args.size, args.epochs, args.lr, args.kd)
             t0 = time.perf_counter()
-            if args.reuse and (out / "report.json").is_file():
+            if args.reuse and (report := cached_report(out)) is not None:
                 print(f"{importance} seed {seed}: reusing {out / 'report.json'}", file=sys.stderr, flush=True)
-                report = load_json(out / "report.json")
             else:
                 print(f"{importance} seed {seed}: {args.epochs} epochs", file=sys.stderr, flush=True)
                 compression = CompressConfig() if importance == "control" else CompressConfig(
@@ -134,28 +133,14 @@ def run_dir(config: str, importance: str, seed: int, size: str, epochs: int, lr:
 
 
 def _plot(report: dict, path: Path) -> None:
-    from segprune.plots import _pyplot, _save
-
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(5.6, 4.0))
-    names = list(report["summary"])
-    for i, name in enumerate(names):
-        runs = [r for r in report["runs"] if r["importance"] == name]
-        ax.scatter([i] * len(runs), [r["miou"] for r in runs], color=f"C{i}", zorder=3)
-        for r in runs:
-            ax.annotate(f"seed {r['seed']}", (i, r["miou"]), fontsize=7, xytext=(5, -2), textcoords="offset points")
-        ax.hlines(report["summary"][name]["miou_median"], i - 0.2, i + 0.2, color=f"C{i}", lw=2)
     original = report["runs"][0]["miou_original"]
-    ax.axhline(original, color="grey", ls="--", lw=0.8, label=f"unpruned {original:.2f}")
-    ax.axhline(original - 1.0, color="grey", ls=":", lw=0.8, label="unpruned - 1 point")
     fraction = 100 * next(r for r in report["runs"] if r["importance"] != "control")["macs_fraction"]
-    ax.set(xticks=range(len(names)), xticklabels=names, xlim=(-0.6, len(names) - 0.4),
-           ylabel="CamVid val mIoU % (bar: median)",
-           title=f"{report['config']}: {fraction:.1f}% MACs, {report['epochs']} epochs")
-    ax.title.set_fontsize(8)
-    ax.grid(alpha=0.3, axis="y")
-    ax.legend(fontsize=7)
-    _save(fig, path)
+    plot_runs({name: [(r["seed"], r["miou"]) for r in report["runs"] if r["importance"] == name]
+               for name in report["summary"]}, path,
+              f"{report['config']}: {fraction:.1f}% MACs, {report['epochs']} epochs",
+              {"baseline (not fine-tuned)": original,
+               **({"control median - 1 (the goal)": report["summary"]["control"]["miou_median"] - 1.0}
+                  if "control" in report["summary"] else {})})
 
 
 if __name__ == "__main__":

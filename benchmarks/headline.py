@@ -28,6 +28,8 @@ import sys
 import time
 from pathlib import Path
 
+from camvid_setup import export_camvid
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 GOALS = {"macs_fraction": 0.33, "loss_vs_control": 1.0, "speedup_ort_fp32": 2.5, "int8_delta_miou": 0.5,
@@ -144,23 +146,16 @@ def measure_deployment(baseline: Path, model: Path, data: str, size: tuple[int, 
     import torch
 
     from segprune.bench import BenchSettings, bench, open_runner
-    from segprune.data import image_batches
-    from segprune.export import ExportConfig, ExportPlan, export_model
-    from segprune.models import load_checkpoint, model_info
+    from segprune.models import load_checkpoint
 
     torch.set_num_threads(args.threads)
     models = {"unpruned": load_checkpoint(baseline)[0], "headline": load_checkpoint(model)[0]}
-    classes = model_info(models["unpruned"])["num_classes"]
 
     def export(name: str, at: tuple[int, int], precisions: tuple[str, ...]) -> Path:
         out = args.cache / f"{name}_{at[0]}x{at[1]}"
         print(f"exporting {name} at {at[0]}x{at[1]}: {','.join(precisions)}", file=sys.stderr, flush=True)
-        # 360 and 180 are not multiples of the output stride 16: the models were trained and are scored there
-        export_model(models[name].eval(), out, ExportConfig(at, allow_unaligned=True), ExportPlan(precisions=precisions),
-                     lambda s, n: image_batches(data, "val", s, 4, n, classes),
-                     lambda s: image_batches(data, "train", s, 32, 1, classes),
-                     source={"checkpoint": str(model if name == "headline" else baseline), "data": data},
-                     log=lambda _msg: None)
+        export_camvid(models[name], out, at, precisions, data,
+                      {"checkpoint": str(model if name == "headline" else baseline), "data": data})
         return out
 
     runs = {}

@@ -16,6 +16,7 @@ def _load(name: str):
     try:
         spec = importlib.util.spec_from_file_location(name, REPO / "benchmarks" / f"{name}.py")
         module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module  # dataclasses look their module up there
         spec.loader.exec_module(module)
     finally:
         sys.path.remove(str(REPO / "benchmarks"))
@@ -74,3 +75,37 @@ def test_evidence_arms_run_end_to_end_on_tiny_data(tiny_checkpoint, tmp_path, mo
     atrous = evidence.scratch_claim("atrous", data, (32, 48), [0], 1)
     rates = atrous["summary"]["rates"]
     assert rates["control"] != rates["atrous"] and atrous["summary"]["erf"]["atrous"]["radius_90"] > 0
+
+
+def test_plot_runs_draws_every_arm_and_the_goal_line(tmp_path, monkeypatch):
+    """finetune_budget's plot, now the shared plot_runs: one column per arm, each seed a point, the lines named."""
+    import segprune.plots
+
+    budget = _load("finetune_budget")
+    drawn = []
+    monkeypatch.setattr(segprune.plots, "_save", lambda fig, path: drawn.append((fig, path)))
+    report = _report(0.33, {"control": [59, 59.5, 60], "spectral-l1": [57, 56, 58], "l1": [55, 57, 56]}, 0.329)
+    report.update(config="toy", epochs=2, summary={"control": {"miou_median": 59.5}, "spectral-l1": {}, "l1": {}})
+    budget._plot(report, tmp_path / "p.png")
+    (fig, path), = drawn
+    ax = fig.axes[0]
+    assert path == tmp_path / "p.png"
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["control", "spectral-l1", "l1"]
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["baseline (not fine-tuned) 58.00",
+                                                                    "control median - 1 (the goal) 58.50"]
+    points = sorted(tuple(p) for c in ax.collections if c.get_offsets().shape == (3, 2) for p in c.get_offsets())
+    assert len(points) == 9 and points[0] == (0.0, 59.0) and points[-1] == (2.0, 57.0)
+
+
+@pytest.mark.slow
+def test_export_camvid_exports_each_precision_with_its_manifest(tiny_checkpoint, tmp_path):
+    """The export both deployment.py and headline.py call: calibrated on train, checked on val."""
+    from segprune.models import load_checkpoint
+    from tests.helpers import TINY_DATA
+
+    setup = _load("camvid_setup")
+    model, _ = load_checkpoint(tiny_checkpoint)
+    manifest = setup.export_camvid(model, tmp_path / "x", (32, 48), ("fp32", "int8"), TINY_DATA.format(n=8, n_val=3),
+                                   {"checkpoint": str(tiny_checkpoint)})
+    assert (tmp_path / "x" / "model.fp32.onnx").is_file() and (tmp_path / "x" / "model.int8.onnx").is_file()
+    assert manifest["source"]["checkpoint"] == str(tiny_checkpoint)
