@@ -61,9 +61,10 @@ def load_setup(camvid: Path, baseline: Path, size: str, calib_images: int) -> Ca
 
 
 def compress_run(spec: str, baseline: Path, size: tuple[int, int], compression: Any, finetuning: Any,
-                 out: Path, calib_images: int = 32) -> dict[str, Any]:
+                 out: Path, calib_images: int = 32, prune_steps: int = 1) -> dict[str, Any]:
     """Compress ``baseline`` with ``compression`` (a CompressConfig), fine-tune with ``finetuning`` (a
-    FinetuneConfig, distilling from the baseline), through the library, as ``segprune prune`` does.
+    FinetuneConfig, distilling from the baseline), through the library, as ``segprune prune`` does
+    (``prune_steps`` > 1: gradually, as ``--prune-steps``).
 
     Writes ``out/model.safetensors`` and ``out/report.json`` (the stages original / compressed /
     fine-tuned with GMACs and val scores, the compression result, seconds) and returns the report.
@@ -82,11 +83,12 @@ def compress_run(spec: str, baseline: Path, size: tuple[int, int], compression: 
     calib = spread_loader(build_dataset(spec, "train", transform=EvalTransform(size=size)), calib_images, 4)
     result, stages, _ = compress_and_finetune(model, compression, finetuning, build_dataset(spec, "train"), val,
                                               size=size, calib=calib, input_size=size, out_dir=out / "finetune",
-                                              device="cpu")
+                                              device="cpu", prune_steps=prune_steps)
     save_checkpoint(out / "model.safetensors", model, {"compressed_from": str(baseline), "input_size": list(size),
                                                        "stages": stages})
     report = make_report("prune", checkpoint=str(baseline), data=spec, input_size=list(size),
                          keep_freq=result.keep_freq, compression=result.to_dict(), finetune_config=finetuning.to_dict(),
+                         prune_steps=prune_steps,
                          stages=stages, seconds=time.perf_counter() - started)
     save_json(out / "report.json", report)
     return report

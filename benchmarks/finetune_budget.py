@@ -43,6 +43,9 @@ def main(argv: list[str] | None = None) -> int:
     amount.add_argument("--target-macs", type=float, default=None,
                         help="instead of --channel-ratio: fraction of the original MACs to reach")
     parser.add_argument("--epochs", type=int, default=6, help="fine-tuning epochs per run")
+    parser.add_argument("--prune-steps", type=int, default=1,
+                        help="gradual pruning: rounds of pruning, each followed by its share of --epochs "
+                             "(the control is unpruned and shares the one-step control's cache)")
     parser.add_argument("--lr", type=float, default=5e-4, help="fine-tuning peak learning rate (poly decay)")
     parser.add_argument("--seeds", default="0,1", help="comma-separated fine-tuning seeds")
     parser.add_argument("--importances", default="l1,spectral", help="comma-separated channel rankings")
@@ -75,7 +78,9 @@ def main(argv: list[str] | None = None) -> int:
     else:
         ratio = 0.5 if args.channel_ratio is None else args.channel_ratio
         config = f"keep{args.keep_freq:g}_{args.scope}_ratio{ratio:g}"
-    config = f"{args.size}_{args.mode}_calib{args.calib_images}_{config}_ep{args.epochs}_lr{args.lr:g}_kd{args.kd:g}"
+    steps = f"_steps{args.prune_steps}" if args.prune_steps > 1 else ""
+    config = (f"{args.size}_{args.mode}_calib{args.calib_images}_{config}{steps}_ep{args.epochs}_lr{args.lr:g}"
+              f"_kd{args.kd:g}")
     size = parse_size(args.size)
     started = time.perf_counter()
     runs = []
@@ -97,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
                 finetuning = FinetuneConfig(epochs=args.epochs, batch_size=8, lr=args.lr, crop_size=size,
                                             input_size=size, kd=args.kd, seed=seed)
                 report = compress_run(f"camvid:{args.camvid}", args.baseline, size, compression, finetuning, out,
-                                      args.calib_images)
+                                      args.calib_images, 1 if importance == "control" else args.prune_steps)
             stages = {s["stage"]: s for s in report["stages"]}
             runs.append({"importance": importance, "seed": seed, "gmacs": stages["fine-tuned"]["gmacs"],
                          "macs_fraction": stages["fine-tuned"]["gmacs"] / stages["original"]["gmacs"],
@@ -117,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     report = make_report("bench.finetune_budget", command="python benchmarks/finetune_budget.py "
                          + " ".join(argv if argv is not None else sys.argv[1:]),
                          config=config, accuracy_split="CamVid val (0016E5)", baseline=str(args.baseline), size=args.size, keep_freq=args.keep_freq,
-                         scope=args.scope, target_macs=args.target_macs, channel_ratio=ratio, epochs=args.epochs, lr=args.lr,
+                         scope=args.scope, target_macs=args.target_macs, channel_ratio=ratio, prune_steps=args.prune_steps, epochs=args.epochs, lr=args.lr,
                          kd=args.kd, runs=runs, summary=summary, seconds=time.perf_counter() - started)
     save_json(args.out, report)
     _plot(report, args.out.with_suffix(".png"))

@@ -65,6 +65,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     prune.add_argument("--scope", choices=SCOPES, default="decoder",
                        help="layers that may lose channels: decoder, head (ASPP + decoder) or all (+ backbone)")
     prune.add_argument("--round-to", type=positive_int, default=8, help="keep channel counts multiples of this (tensor cores)")
+    prune.add_argument("--prune-steps", type=positive_int, default=1, metavar="N",
+                       help="prune gradually: N rounds of pruning, each followed by its share of --finetune-epochs, "
+                            "each removing the same fraction of what is left of the MACs (needs --target-macs and "
+                            "--finetune-epochs >= N; 1: prune once, then fine-tune)")
     prune.add_argument("--calib-images", type=positive_int, default=32, help="train images used to measure channel spectra")
     ft = parser.add_argument_group("fine-tuning")
     ft.add_argument("--finetune-epochs", type=nonneg_int, default=0, metavar="N", help="fine-tuning epochs (0 skips)")
@@ -94,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
     from segprune.models import save_checkpoint
     from segprune.report import format_table, make_report
     from segprune.spectral import analyze_labels, choose_band
-    from segprune.train import FinetuneConfig, compress_and_finetune
+    from segprune.train import FinetuneConfig, compress_and_finetune, plan_prune_steps
 
     apply_runtime(args)
     check_output_dir(args.out)  # checked, not created: a failed run leaves no empty folder
@@ -105,11 +109,6 @@ def run(args: argparse.Namespace) -> int:
     config = CompressConfig(keep_freq=args.keep_freq, trunc_mode=args.trunc_mode, channel_ratio=args.channel_ratio,
                             target_macs=args.target_macs, importance=args.importance, scope=args.scope,
                             round_to=args.round_to)
-    train_set = build_dataset(args.data, args.train_split)
-    val_set = build_dataset(args.data, args.val_split, transform=EvalTransform())
-    model, device, _ = load_model_for(args.checkpoint, val_set, "cpu", args)
-    check_free_space(args.out, model, 5, "the compressed model and its fine-tuning run")
-    size = args.input_size or tuple(val_set.read_label(0).shape)
     ft = None
     if args.finetune_epochs > 0:
         ft = FinetuneConfig(epochs=args.finetune_epochs, batch_size=args.batch_size, lr=args.lr,
@@ -117,6 +116,12 @@ def run(args: argparse.Namespace) -> int:
                             ce=args.ce, recall=args.recall, sr=args.sr, kd=args.kd,
                             kd_temperature=args.kd_temperature, seed=args.seed)
         ft.train_config()  # validates epochs, batch size and sizes now, not after the compression
+    plan_prune_steps(config, ft, args.prune_steps)
+    train_set = build_dataset(args.data, args.train_split)
+    val_set = build_dataset(args.data, args.val_split, transform=EvalTransform())
+    model, device, _ = load_model_for(args.checkpoint, val_set, "cpu", args)
+    check_free_space(args.out, model, 5, "the compressed model and its fine-tuning run")
+    size = args.input_size or tuple(val_set.read_label(0).shape)
     band = None
     if args.energy is not None:
         labels = analyze_labels(train_set, taus=(args.energy,), ceiling_images=-1, workers=args.workers,
@@ -133,7 +138,8 @@ def run(args: argparse.Namespace) -> int:
         calib = spread_loader(calib_set, args.calib_images, 4)
     result, stages, run_summary = compress_and_finetune(
         model, config, ft, train_set, val_set, size=size, calib=calib, input_size=args.input_size,
-        out_dir=args.out / "finetune", device=args.device, workers=args.workers, progress=not args.no_progress)
+        out_dir=args.out / "finetune", device=args.device, workers=args.workers, progress=not args.no_progress,
+        prune_steps=args.prune_steps)
     keep = result.keep_freq
     save_checkpoint(args.out / "model.safetensors", model,
                     {"compressed_from": str(args.checkpoint), "keep_freq": keep, "input_size": list(size),
@@ -142,7 +148,7 @@ def run(args: argparse.Namespace) -> int:
         "prune", checkpoint=str(args.checkpoint), family=result.family, data=args.data, input_size=list(size),
         keep_freq=keep, trunc_mode=result.trunc_mode, energy=args.energy, band=band.to_dict() if band else None,
         channel_ratio=args.channel_ratio,
-        target_macs=args.target_macs, importance=args.importance, scope=args.scope,
+        target_macs=args.target_macs, importance=args.importance, scope=args.scope, prune_steps=args.prune_steps,
         pruning=result.pruning.to_dict() if result.pruning is not None else None, compression=result.to_dict(),
         stages=stages, finetune=run_summary, seconds=time.perf_counter() - started,
         output=str(args.out / "model.safetensors"))

@@ -24,6 +24,7 @@ _LAZY = {
     "SpectralImportance": "importance", "SpectralMagnitudeImportance": "importance", "build_importance": "importance",
     "measure_channel_energy": "importance", "PruneConfig": "prune", "PruneResult": "prune", "prune_": "prune",
     "CompressConfig": "pipeline", "CompressResult": "pipeline", "compress_": "pipeline",
+    "check_compression": "pipeline",
 }
 
 __all__ = [
@@ -38,6 +39,7 @@ __all__ = [
     "SpectralMagnitudeImportance",
     "TruncationConfig",
     "build_importance",
+    "check_compression",
     "compress_",
     "count_macs",
     "measure_channel_energy",

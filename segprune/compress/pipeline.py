@@ -128,13 +128,7 @@ def compress_(model: nn.Module, config: CompressConfig, *, example: torch.Tensor
         size = (int(example[0]), int(example[1]))
         example = torch.zeros(1, 3, *size)
     current, mode = adapter.truncation(model)
-    keep = current if config.keep_freq is None else config.keep_freq
-    # no keep-freq leaves the truncation as it is, its resampling mode included (a model truncated with
-    # bilinear resampling would otherwise change to the default area one: another model)
-    trunc_mode = mode if config.keep_freq is None else config.trunc_mode
-    if keep > current:
-        raise ConfigError(f"the model already runs its decoder at keep-freq {current:g}; compressing cannot widen it "
-                          f"to {keep:g}: start from the untruncated model, or ask for keep-freq <= {current:g}")
+    keep, trunc_mode = _band(config, current, mode)
     if config.prunes:
         from segprune.compress.importance import require_calibration
 
@@ -150,3 +144,32 @@ def compress_(model: nn.Module, config: CompressConfig, *, example: torch.Tensor
     keep, mode = adapter.truncation(model)
     after = count_macs(adapter.meta_copy(model), size)
     return CompressResult(config, adapter.family, keep, mode, before, after, pruning)
+
+
+def _band(config: CompressConfig, current: float, mode: str) -> tuple[float, str]:
+    """The keep-freq and resampling mode ``config`` asks of a model truncated at ``current`` with ``mode``.
+
+    No keep-freq leaves the truncation as it is, its resampling mode included (a model truncated
+    with bilinear resampling would otherwise change to the default area one: another model).
+    """
+    keep = current if config.keep_freq is None else config.keep_freq
+    if keep > current:
+        raise ConfigError(f"the model already runs its decoder at keep-freq {current:g}; compressing cannot widen it "
+                          f"to {keep:g}: start from the untruncated model, or ask for keep-freq <= {current:g}")
+    return keep, mode if config.keep_freq is None else config.trunc_mode
+
+
+def check_compression(model: nn.Module, config: CompressConfig, size: tuple[int, int]) -> None:
+    """Raise the ConfigError :func:`compress_` would raise for ``config`` on ``model`` at ``size``
+    (a band it cannot reach, a MACs target below the floor or past the reachable), without
+    changing or running the model: the checks run on a shape-only copy.
+
+    For work that reaches ``config`` only at its end (gradual pruning), so a target that cannot
+    be met fails before hours of fine-tuning, not after.
+    """
+    from segprune.compress.prune import check_reachable
+
+    adapter = adapter_for(model)
+    keep, trunc_mode = _band(config, *adapter.truncation(model))
+    if config.prunes:
+        check_reachable(model, config.prune_config(keep, trunc_mode), (int(size[0]), int(size[1])))

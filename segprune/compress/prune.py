@@ -179,6 +179,22 @@ def _solve_ratio(model: nn.Module, config: PruneConfig, size: tuple[int, int], o
     return hi
 
 
+def check_reachable(model: nn.Module, config: PruneConfig, size: tuple[int, int]) -> float:
+    """The channel ratio :func:`prune_` would use for ``config`` on ``model`` at ``size``, solved on a
+    shape-only (meta) copy: the model is untouched and nothing is computed. Raises the
+    ConfigError ``prune_`` would (ratio out of range, MACs target below the floor or unreachable)."""
+    trial = _meta_copy(model)
+    adapter = adapter_for(trial)
+    keep, mode = adapter.truncation(trial)
+    before = count_macs(trial, size).total_macs
+    if config.keep_freq < keep or (config.trunc_mode not in (None, mode) and keep < 1.0):
+        truncate_(trial, TruncationConfig(min(config.keep_freq, keep), config.trunc_mode or mode))
+    if config.channel_ratio is not None:
+        check_ratio(scope_convs(trial, config.scope), config.channel_ratio, config.round_to)
+        return config.channel_ratio
+    return _solve_ratio(trial, config, size, before)
+
+
 def prune_(model: nn.Module, config: PruneConfig, example_input: torch.Tensor,
            calib_batches: Iterable | None = None,
            importance: Callable[[nn.Module], tp.importance.Importance] | None = None) -> PruneResult:

@@ -4,7 +4,13 @@ from segprune.train.config import TrainConfig
 from segprune.train.distill import DistillationKL, TeacherWrapper
 from segprune.train.distributed import DistContext, init_distributed
 from segprune.train.evaluate import evaluate, predict_logits
-from segprune.train.finetune import FinetuneConfig, compress_and_finetune, finetune, score_stage
+from segprune.train.finetune import (
+    FinetuneConfig,
+    compress_and_finetune,
+    finetune,
+    plan_prune_steps,
+    score_stage,
+)
 from segprune.train.losses import CrossEntropy, RecallCrossEntropy
 from segprune.train.multi_exit import ClassLayer, MultiExitWrapper, PresenceHead, SRLoss
 from segprune.train.objective import TERMS, Objective, build_training_module
@@ -35,6 +41,7 @@ __all__ = [
     "fit",
     "init_distributed",
     "load_train_state",
+    "plan_prune_steps",
     "poly_warmup",
     "predict_logits",
     "save_train_state",

@@ -106,22 +106,58 @@ def score_stage(name: str, model: nn.Module, size: tuple[int, int], loader, num_
             "per_class_acc": scores["per_class_acc"]}
 
 
+def plan_prune_steps(compression, finetuning: FinetuneConfig | None, prune_steps: int) -> list[tuple[float, int]]:
+    """The gradual schedule: per step, the fraction of the original MACs to reach and its fine-tuning epochs.
+
+    Step ``i`` of ``n`` reaches ``target_macs ** (i / n)``, an equal share of the log-MACs, so
+    every step removes the same fraction of what is left (the structured form of gradual
+    pruning, Zhu and Gupta 2017); the epochs are split as evenly as possible, so the budget is
+    the one-shot budget. Checked before any work: gradual pruning needs ``target_macs``
+    (a channel ratio has no meaningful split) and at least one epoch per step.
+    """
+    if isinstance(prune_steps, bool) or not isinstance(prune_steps, int) or prune_steps < 1:
+        raise ConfigError(f"--prune-steps {prune_steps!r} is not valid: use an integer >= 1")
+    if prune_steps == 1:
+        return [(compression.target_macs or 1.0, finetuning.epochs if finetuning is not None else 0)]
+    if compression.target_macs is None:
+        raise ConfigError(f"--prune-steps {prune_steps} needs --target-macs: each step reaches a share of the "
+                          "MACs target (a --channel-ratio has no such split)")
+    epochs = finetuning.epochs if finetuning is not None else 0
+    if epochs < prune_steps:
+        raise ConfigError(f"--prune-steps {prune_steps} needs at least one fine-tuning epoch per step, got "
+                          f"--finetune-epochs {epochs}: use --finetune-epochs {prune_steps} or more")
+    share, extra = divmod(epochs, prune_steps)
+    return [(compression.target_macs ** ((i + 1) / prune_steps), share + (i < extra)) for i in range(prune_steps)]
+
+
 def compress_and_finetune(model: nn.Module, compression, finetuning: FinetuneConfig | None, train_set, val_set, *,
                           size: tuple[int, int], calib=None, input_size: tuple[int, int] | None = None,
                           out_dir: str | Path | None = None, device: str | None = None, workers: int = 0,
-                          progress: bool = False) -> tuple[Any, list[dict[str, Any]], dict[str, Any] | None]:
+                          progress: bool = False,
+                          prune_steps: int = 1) -> tuple[Any, list[dict[str, Any]], dict[str, Any] | None]:
     """The recipe with a score after each step: ``compress_`` (``compression``), then :func:`finetune`.
 
     Returns the :class:`~segprune.compress.CompressResult`, the scored stages (``original``,
     ``compressed`` and, when ``finetuning`` has epochs, ``fine-tuned``; see :func:`score_stage`)
     and the fine-tuning summary. The teacher for distillation is a copy of ``model`` as given.
     ``segprune prune``, the demo and the benchmarks report compression this way.
+
+    ``prune_steps`` > 1 prunes gradually (:func:`plan_prune_steps`): prune to each step's
+    share of the MACs, fine-tune its share of the epochs (run folder ``out_dir/step<i>``),
+    repeat; the truncation is applied in the first step. The stages in between are named
+    ``step i/n compressed`` and ``step i/n fine-tuned``; the last two keep the one-shot
+    names, so reports read alike. The result spans the whole run (MACs before the first step,
+    after the last, channels from the original to the final width).
     """
     import copy
+    from dataclasses import replace
 
-    from segprune.compress import compress_
+    from segprune.compress import CompressConfig, check_compression, compress_
     from segprune.data import make_loader
 
+    plan = plan_prune_steps(compression, finetuning, prune_steps)
+    if len(plan) > 1:  # the final target is reached only at the end: a target that cannot be met fails now
+        check_compression(model, compression, size)
     loader = make_loader(val_set, 4, shuffle=False, workers=workers)
 
     def stage(name: str) -> dict[str, Any]:
@@ -130,11 +166,41 @@ def compress_and_finetune(model: nn.Module, compression, finetuning: FinetuneCon
 
     stages = [stage("original")]
     teacher = copy.deepcopy(model).eval() if finetuning is not None and finetuning.kd > 0 else None
-    result = compress_(model, compression, example=size, calib=calib)
-    stages.append(stage("compressed"))
-    summary = None
-    if finetuning is not None and finetuning.epochs > 0:
-        summary = finetune(model, train_set, val_set, finetuning, out_dir, teacher=teacher, device=device,
-                           progress=progress)
-        stages.append(stage("fine-tuned"))
-    return result, stages, summary
+    results, summary = [], None
+    for i, (target, epochs) in enumerate(plan):
+        last = i == len(plan) - 1
+        label = "" if last else f"step {i + 1}/{len(plan)} "
+        step_config = compression
+        if len(plan) > 1:  # each step's target is relative to the model as it is now
+            now = results[-1].macs_after.total_macs if results else None
+            relative = target if now is None else target * results[0].macs_before.total_macs / now
+            step_config = (replace(compression, target_macs=relative) if not results else
+                           CompressConfig(target_macs=min(relative, 1.0), importance=compression.importance,
+                                          scope=compression.scope, round_to=compression.round_to))
+        results.append(compress_(model, step_config, example=size, calib=calib))
+        stages.append(stage(f"{label}compressed"))
+        if finetuning is not None and epochs > 0:
+            run_dir = out_dir if out_dir is None or len(plan) == 1 else Path(out_dir) / f"step{i + 1}"
+            step_tuning = finetuning if len(plan) == 1 else replace(finetuning, epochs=epochs, seed=finetuning.seed + i)
+            summary = finetune(model, train_set, val_set, step_tuning, run_dir, teacher=teacher, device=device,
+                               progress=progress)
+            stages.append(stage(f"{label}fine-tuned"))
+    return _span(compression, results), stages, summary
+
+
+def _span(compression, results: list) -> Any:
+    """One CompressResult for a gradual run: from the model as given to the model at the end."""
+    from dataclasses import replace
+
+    first, final = results[0], results[-1]
+    if len(results) == 1:
+        return first
+    pruning = final.pruning
+    if pruning is not None:
+        start = {name: before for r in reversed(results) if r.pruning is not None
+                 for name, (before, _) in r.pruning.channels.items()}
+        channels = {name: (start[name], after) for name, (_, after) in pruning.channels.items()}
+        kept = [after / before for before, after in channels.values() if before]
+        pruning = replace(pruning, macs_before=first.macs_before, channels=channels,
+                          channel_ratio=1.0 - sum(kept) / len(kept) if kept else 0.0)
+    return replace(final, config=compression, macs_before=first.macs_before, pruning=pruning)

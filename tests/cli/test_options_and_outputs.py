@@ -32,6 +32,7 @@ def _refused(argv, says: str) -> None:
     (["export", MODEL, "--calib-images", "0"], "--calib-images: 0 is not allowed"),
     (["export", MODEL, "--calib", "-5"], "--calib: -5 is not allowed"),
     (["prune", MODEL, "--data", "synthetic", "--calib-images", "0"], "--calib-images: 0 is not allowed"),
+    (["prune", MODEL, "--data", "synthetic", "--prune-steps", "0"], "--prune-steps: 0 is not allowed"),
     (["train", "--data", "synthetic", "--epochs", "0"], "--epochs: 0 is not allowed"),
 ])
 def test_impossible_counts_and_devices_are_refused_when_parsed(argv, says) -> None:
@@ -111,3 +112,14 @@ def test_a_fresh_model_too_wide_to_build_is_refused_before_allocating(tmp_path, 
     assert code == 2 and len(err.strip().splitlines()) == 1, err
     assert says in err or "too large to build" in err, err
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("options, says", [
+    (["--channel-ratio", "0.5", "--prune-steps", "2", "--finetune-epochs", "2"], "--prune-steps 2 needs --target-macs"),
+    (["--target-macs", "0.5", "--prune-steps", "3", "--finetune-epochs", "2"],
+     "at least one fine-tuning epoch per step"),
+])
+def test_a_gradual_plan_that_cannot_run_is_refused_before_the_model_loads(tmp_path, options, says) -> None:
+    """The model path does not exist: the plan is refused first, so no data or model is read for it."""
+    _refused(["prune", tmp_path / "absent.safetensors", "--data", "synthetic", *options, "--out", tmp_path / "p"], says)
+    assert not (tmp_path / "p").exists()

@@ -49,6 +49,21 @@ def test_smp_folder_goes_through_prune_export_and_bench(smp_folder, tmp_path) ->
     assert bench["results"][1]["accuracy"]["miou"] >= 0
 
 
+def test_smp_folder_pruned_gradually(smp_folder, tmp_path) -> None:
+    """--prune-steps 2: two rounds of pruning and fine-tuning reach the target, and the report names each stage."""
+    code, stdout, stderr = run_cli(["prune", smp_folder, "--data", DATA, "--input-size", "64x96", "--target-macs",
+                                    "0.5", "--scope", "all", "--importance", "l1", "--prune-steps", "2",
+                                    "--finetune-epochs", "2", "--batch-size", "3", "--kd", "1", "--out",
+                                    tmp_path / "p", "--no-progress", "--json"])
+    assert code == 0, stderr
+    report = json.loads(stdout)
+    assert report["prune_steps"] == 2 and [s["stage"] for s in report["stages"]] == [
+        "original", "step 1/2 compressed", "step 1/2 fine-tuned", "compressed", "fine-tuned"]
+    gmacs = [s["gmacs"] / report["stages"][0]["gmacs"] for s in report["stages"]]
+    assert 0.5 < gmacs[1] <= 0.5 ** 0.5 + 1e-9 and gmacs[4] <= 0.5 and report["compression"]["macs_fraction"] <= 0.5
+    assert (tmp_path / "p" / "finetune" / "step2" / "last.safetensors").is_file()
+
+
 def test_weights_file_needs_and_takes_an_architecture(tmp_path) -> None:
     from safetensors.torch import save_file
 
