@@ -328,7 +328,9 @@ def _plot_spectral(section: dict, path: Path) -> None:
 
 def _plot_arms(section: dict, path: Path) -> None:
     plot_runs({arm: [(r["seed"], r["miou"]) for r in section["runs"] if r["arm"] == arm] for arm in section["arms"]},
-              path, f"{section['claim']}: {section['epochs']} epochs, {len(section['seeds'])} seeds per arm")
+              path, f"{section['claim']}: {section['epochs']} epochs, {len(section['seeds'])} seeds per arm",
+              {"baseline (not fine-tuned)": section["runs"][0]["miou_original"]}
+              if "miou_original" in section["runs"][0] else None)
 
 
 def _plot_recall(section: dict, path: Path) -> None:

@@ -79,7 +79,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     ft.add_argument("--ce", type=float, default=1.0, help="weight of cross-entropy")
     ft.add_argument("--recall", type=float, default=0.0, help="weight of the recall loss (Tian et al. 2021)")
     ft.add_argument("--sr", type=float, default=0.0,
-                    help="weight of the self-regulation losses (Zhang et al. 2021; training-only exits)")
+                    help="weight of the self-regulation losses (Zhang et al. 2021; training-only exits). Off by "
+                         "default: fine-tuning a trained CamVid model with it lost about 21 mIoU (README, papers)")
     ft.add_argument("--kd", type=float, default=0.0, help="weight of distillation from the uncompressed model")
     ft.add_argument("--kd-temperature", type=float, default=4.0, help="distillation temperature")
     ft.add_argument("--seed", type=int, default=0, help="seed for fine-tuning")
