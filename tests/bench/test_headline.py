@@ -75,6 +75,9 @@ def test_evidence_arms_run_end_to_end_on_tiny_data(tiny_checkpoint, tmp_path, mo
     atrous = evidence.scratch_claim("atrous", data, (32, 48), [0], 1)
     rates = atrous["summary"]["rates"]
     assert rates["control"] != rates["atrous"] and atrous["summary"]["erf"]["atrous"]["radius_90"] > 0
+    blocks = evidence.scratch_claim("blocks", data, (32, 48), [0], 1)
+    assert blocks["runs"][0] == atrous["runs"][0]  # the from-scratch control is shared, taken from the cache
+    assert blocks["runs"][1]["block"] == 8 and set(blocks["summary"]["miou_paired_delta"]) == {0}
 
 
 def test_plot_runs_draws_every_arm_and_the_goal_line(tmp_path, monkeypatch):
