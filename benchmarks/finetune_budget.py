@@ -50,6 +50,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", default="0,1", help="comma-separated fine-tuning seeds")
     parser.add_argument("--importances", default="l1,spectral", help="comma-separated channel rankings")
     parser.add_argument("--kd", type=float, default=1.0, help="weight of distillation from the unpruned model")
+    parser.add_argument("--feature-kd", type=float, default=0.0,
+                        help="weight of decoder-feature distillation from the unpruned model (the control never "
+                             "distils features: it is the unpruned model)")
     parser.add_argument("--control", action="store_true",
                         help="also fine-tune the unpruned model with the same budget and seeds (the control)")
     parser.add_argument("--control-seeds", default=None,
@@ -79,8 +82,9 @@ def main(argv: list[str] | None = None) -> int:
         ratio = 0.5 if args.channel_ratio is None else args.channel_ratio
         config = f"keep{args.keep_freq:g}_{args.scope}_ratio{ratio:g}"
     steps = f"_steps{args.prune_steps}" if args.prune_steps > 1 else ""
+    features = f"_fkd{args.feature_kd:g}" if args.feature_kd else ""
     config = (f"{args.size}_{args.mode}_calib{args.calib_images}_{config}{steps}_ep{args.epochs}_lr{args.lr:g}"
-              f"_kd{args.kd:g}")
+              f"_kd{args.kd:g}{features}")
     size = parse_size(args.size)
     started = time.perf_counter()
     runs = []
@@ -100,7 +104,8 @@ def main(argv: list[str] | None = None) -> int:
                     keep_freq=args.keep_freq, trunc_mode=args.mode, channel_ratio=ratio, target_macs=args.target_macs,
                     importance=importance, scope=args.scope)
                 finetuning = FinetuneConfig(epochs=args.epochs, batch_size=8, lr=args.lr, crop_size=size,
-                                            input_size=size, kd=args.kd, seed=seed)
+                                            input_size=size, kd=args.kd, seed=seed,
+                                            feature_kd=0.0 if importance == "control" else args.feature_kd)
                 report = compress_run(f"camvid:{args.camvid}", args.baseline, size, compression, finetuning, out,
                                       args.calib_images, 1 if importance == "control" else args.prune_steps)
             stages = {s["stage"]: s for s in report["stages"]}
@@ -122,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     report = make_report("bench.finetune_budget", command="python benchmarks/finetune_budget.py "
                          + " ".join(argv if argv is not None else sys.argv[1:]),
                          config=config, accuracy_split="CamVid val (0016E5)", baseline=str(args.baseline), size=args.size, keep_freq=args.keep_freq,
-                         scope=args.scope, target_macs=args.target_macs, channel_ratio=ratio, prune_steps=args.prune_steps, epochs=args.epochs, lr=args.lr,
+                         scope=args.scope, target_macs=args.target_macs, channel_ratio=ratio, prune_steps=args.prune_steps, feature_kd=args.feature_kd, epochs=args.epochs, lr=args.lr,
                          kd=args.kd, runs=runs, summary=summary, seconds=time.perf_counter() - started)
     save_json(args.out, report)
     _plot(report, args.out.with_suffix(".png"))

@@ -83,6 +83,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                          "default: fine-tuning a trained CamVid model with it lost about 21 mIoU (README, papers)")
     ft.add_argument("--kd", type=float, default=0.0, help="weight of distillation from the uncompressed model")
     ft.add_argument("--kd-temperature", type=float, default=4.0, help="distillation temperature")
+    ft.add_argument("--feature-kd", type=float, default=0.0, metavar="W",
+                    help="weight of distillation of the decoder features (the classifier's input) from the "
+                         "uncompressed model, through a training-only 1x1 adapter; about 1 at the start")
     ft.add_argument("--seed", type=int, default=0, help="seed for fine-tuning")
     parser.add_argument("--out", type=Path, default=Path("runs/prune"), metavar="DIR",
                         help="folder for model.safetensors, report.json and the fine-tuning run")
@@ -115,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
         ft = FinetuneConfig(epochs=args.finetune_epochs, batch_size=args.batch_size, lr=args.lr,
                             crop_size=args.crop_size or args.input_size or (96, 128), input_size=args.input_size,
                             ce=args.ce, recall=args.recall, sr=args.sr, kd=args.kd,
-                            kd_temperature=args.kd_temperature, seed=args.seed)
+                            kd_temperature=args.kd_temperature, feature_kd=args.feature_kd, seed=args.seed)
         ft.train_config()  # validates epochs, batch size and sizes now, not after the compression
     plan_prune_steps(config, ft, args.prune_steps)
     train_set = build_dataset(args.data, args.train_split)

@@ -51,7 +51,9 @@ class ModelAdapter:
     family: ClassVar[str] = ""
     scopes: ClassVar[dict[str, tuple[str, ...]]] = {}
     feature_layers: ClassVar[tuple[str, ...]] = ()
-    """Decoder layers whose per-channel spectra ``analyze --model`` reports (``:in`` = the module's input)."""
+    """Decoder layers whose per-channel spectra ``analyze --model`` reports (``:in`` = the module's input).
+    The last is the decoder's output, the features the classifier reads: feature distillation
+    (``FinetuneConfig.feature_kd``) matches the student's to the teacher's there."""
 
     def matches(self, model: nn.Module) -> bool:
         raise NotImplementedError

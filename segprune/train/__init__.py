@@ -1,7 +1,7 @@
 """Training, fine-tuning and evaluation loops."""
 
 from segprune.train.config import TrainConfig
-from segprune.train.distill import DistillationKL, TeacherWrapper
+from segprune.train.distill import DistillationKL, FeatureDistillation, TeacherWrapper
 from segprune.train.distributed import DistContext, init_distributed
 from segprune.train.evaluate import evaluate, predict_logits
 from segprune.train.finetune import (
@@ -24,6 +24,7 @@ __all__ = [
     "CrossEntropy",
     "DistContext",
     "DistillationKL",
+    "FeatureDistillation",
     "FinetuneConfig",
     "MultiExitWrapper",
     "Objective",

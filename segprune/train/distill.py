@@ -7,7 +7,8 @@ similarities the compression destroyed. The teacher is frozen and runs without g
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -45,6 +46,25 @@ class DistillationKL(nn.Module):
         return masked_mean(kl, valid)
 
 
+class FeatureDistillation(nn.Module):
+    """Squared error between the student's decoder features, mapped by a 1x1 adapter to the
+    teacher's width, and the teacher's, relative to the teacher's mean square.
+
+    Pruning narrows the student's decoder, so a training-only 1x1 conv (FitNets, Romero et
+    al. 2015) maps its channels onto the teacher's. The teacher's features are area-pooled
+    to the student's grid: a truncated decoder runs on a coarser grid, and pooling keeps the
+    band that grid can hold, the band the student is asked to reproduce. Dividing by the
+    teacher's mean square (detached) makes the term about 1 for an untrained adapter and
+    independent of the features' scale, so its weight means the same on any model.
+    """
+
+    def forward(self, student: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+        teacher = teacher.detach().float()
+        if teacher.shape[-2:] != student.shape[-2:]:
+            teacher = torch.nn.functional.adaptive_avg_pool2d(teacher, student.shape[-2:])
+        return (student.float() - teacher).pow(2).mean() / teacher.pow(2).mean().clamp(min=1e-12)
+
+
 class TeacherWrapper(nn.Module):
     """Runs a frozen teacher beside the student in training; in eval it is the student alone.
 
@@ -55,16 +75,25 @@ class TeacherWrapper(nn.Module):
     (``requires_grad_(False)``).
 
     Training output: the student's dict (from a :class:`MultiExitWrapper`) or
-    ``{"logits": student_logits}``, plus ``"teacher"``: the teacher's logits.
+    ``{"logits": student_logits}``, plus ``"teacher"``: the teacher's logits; with
+    ``features=True`` also ``"features"``: (the student's decoder features through the
+    1x1 ``adapter``, the teacher's), captured by hooks on the family adapter's last
+    ``feature_layers`` entry for the length of one forward. The adapter is a training-only
+    parameter of this wrapper (optimised, in the training state, never in the deployed model).
     """
 
-    def __init__(self, student: nn.Module, teacher: nn.Module) -> None:
+    def __init__(self, student: nn.Module, teacher: nn.Module, features: bool = False) -> None:
         super().__init__()
         if teacher is student:
             raise ConfigError("the distillation teacher must be a separate model from the student")
         self.student = student
         teacher.eval().requires_grad_(False)
         self._teacher = (teacher,)
+        self.adapter = None
+        if features:
+            widths = [_feature_width(m) for m in (self.model, teacher)]
+            self.adapter = nn.Conv2d(widths[0], widths[1], 1, bias=False).to(
+                next(self.model.parameters()).device)
 
     @property
     def teacher(self) -> nn.Module:
@@ -86,11 +115,48 @@ class TeacherWrapper(nn.Module):
         return self
 
     def forward(self, x: torch.Tensor) -> torch.Tensor | dict[str, Any]:
-        out = self.student(x)
         if not self.training:
-            return out
-        with torch.no_grad():
-            teacher_logits = self.teacher(x)
+            return self.student(x)
+        if self.adapter is None:
+            out = self.student(x)
+            with torch.no_grad():
+                teacher_logits = self.teacher(x)
+        else:
+            with _capture(self.model) as student_features:
+                out = self.student(x)
+            with torch.no_grad(), _capture(self.teacher) as teacher_features:
+                teacher_logits = self.teacher(x)
         out = dict(out) if isinstance(out, dict) else {"logits": out}
         out["teacher"] = teacher_logits
+        if self.adapter is not None:
+            out["features"] = (self.adapter(student_features[0]), teacher_features[0])
         return out
+
+
+@contextmanager
+def _capture(model: nn.Module) -> Iterator[list[torch.Tensor]]:
+    """The output of ``model``'s decoder-feature layer in the forward run inside the block."""
+    from segprune.models.adapters import adapter_for
+
+    layers = adapter_for(model).feature_layers
+    if not layers or layers[-1].endswith(":in"):
+        raise ConfigError(f"{adapter_for(model).family} models name no decoder feature layer: feature "
+                          "distillation needs one (ModelAdapter.feature_layers)")
+    captured: list[torch.Tensor] = []
+    handle = model.get_submodule(layers[-1]).register_forward_hook(lambda _m, _i, out: captured.append(out))
+    try:
+        yield captured
+    finally:
+        handle.remove()
+
+
+def _feature_width(model: nn.Module) -> int:
+    """Channels of ``model``'s decoder features, from one small forward in eval mode (no state changes)."""
+    was_training = model.training
+    param = next(model.parameters())
+    try:
+        with torch.no_grad(), _capture(model.eval()) as features:
+            model(torch.zeros(1, 3, 64, 64, device=param.device, dtype=param.dtype))
+    finally:
+        model.train(was_training)
+    return int(features[0].shape[1])

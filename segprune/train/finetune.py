@@ -26,7 +26,8 @@ class FinetuneConfig:
 
     ``crop_size`` is the training crop and ``input_size`` the size images are scaled to
     before cropping and the size the model is evaluated at (``None``: the data's own).
-    ``kd > 0`` needs a ``teacher``; ``sr > 0`` needs a segprune model (its exits hook the
+    ``kd > 0`` (logits) and ``feature_kd > 0`` (decoder features, through a training-only
+    1x1 adapter) need a ``teacher``; ``sr > 0`` needs a segprune model (its exits hook the
     backbone's stages).
     """
 
@@ -40,16 +41,22 @@ class FinetuneConfig:
     sr: float = 0.0
     kd: float = 0.0
     kd_temperature: float = 4.0
+    feature_kd: float = 0.0
     seed: int = 0
     workers: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("lr", "ce", "recall", "sr", "kd", "kd_temperature"):
+        for name in ("lr", "ce", "recall", "sr", "kd", "kd_temperature", "feature_kd"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
                 raise ConfigError(f"--{name.replace('_', '-')} {value!r} is not valid: use a finite number >= 0")
         if self.lr <= 0 or self.kd_temperature <= 0:
             raise ConfigError(f"--lr and --kd-temperature must be positive, got {self.lr} and {self.kd_temperature}")
+
+    @property
+    def distills(self) -> bool:
+        """Whether a term learns from the teacher (logits or features)."""
+        return self.kd > 0 or self.feature_kd > 0
 
     def train_config(self) -> TrainConfig:
         return TrainConfig(epochs=self.epochs, batch_size=self.batch_size, optimizer="adamw", lr=self.lr,
@@ -72,15 +79,16 @@ def finetune(model: nn.Module, train_set, val_set, config: FinetuneConfig, out_d
     from segprune.train.objective import Objective, build_training_module
     from segprune.train.trainer import fit, seed_everything
 
-    if config.kd > 0 and teacher is None:
-        raise ConfigError("distillation (--kd > 0) needs the uncompressed model as teacher")
+    if config.distills and teacher is None:
+        raise ConfigError("distillation (--kd or --feature-kd > 0) needs the uncompressed model as teacher")
     cfg = config.train_config()
     train_set.transform = TrainTransform(cfg.crop_size, scale_range=cfg.scale_range, base_size=config.input_size)
-    objective = Objective({"ce": config.ce, "recall": config.recall, "sr": config.sr, "kd": config.kd},
+    objective = Objective({"ce": config.ce, "recall": config.recall, "sr": config.sr, "kd": config.kd,
+                           "feature_kd": config.feature_kd},
                           num_classes=val_set.num_classes, ignore_index=val_set.ignore_index,
                           kd_temperature=config.kd_temperature)
     seed_everything(config.seed)
-    module = build_training_module(model, objective, teacher=teacher if config.kd > 0 else None)
+    module = build_training_module(model, objective, teacher=teacher if config.distills else None)
     return fit(model, train_set, val_set, cfg, out_dir, device=device, criterion=objective, train_module=module,
                progress=progress)
 
@@ -165,7 +173,7 @@ def compress_and_finetune(model: nn.Module, compression, finetuning: FinetuneCon
                            class_names=list(val_set.classes), progress=progress)
 
     stages = [stage("original")]
-    teacher = copy.deepcopy(model).eval() if finetuning is not None and finetuning.kd > 0 else None
+    teacher = copy.deepcopy(model).eval() if finetuning is not None and finetuning.distills else None
     results, summary = [], None
     for i, (target, epochs) in enumerate(plan):
         last = i == len(plan) - 1

@@ -14,11 +14,11 @@ import torch
 from torch import nn
 
 from segprune.errors import ConfigError
-from segprune.train.distill import DistillationKL, TeacherWrapper
+from segprune.train.distill import DistillationKL, FeatureDistillation, TeacherWrapper
 from segprune.train.losses import CrossEntropy, RecallCrossEntropy
 from segprune.train.multi_exit import DEFAULT_EXITS, MultiExitWrapper, SRLoss
 
-TERMS = ("ce", "recall", "sr", "kd")
+TERMS = ("ce", "recall", "sr", "kd", "feature_kd")
 
 
 def _check_terms(terms: Mapping[str, float]) -> dict[str, float]:
@@ -38,7 +38,8 @@ class Objective(nn.Module):
     (``"logits"``, plus ``"exits"``/``"presence"`` from :class:`MultiExitWrapper` and
     ``"teacher"`` from :class:`TeacherWrapper`). ``ce`` and ``recall`` score the final logits,
     ``sr`` is :class:`SRLoss` (options in ``sr``; its warm-up counter advances once per call),
-    ``kd`` is :class:`DistillationKL` at ``kd_temperature``. ``last_terms`` holds the last
+    ``kd`` is :class:`DistillationKL` at ``kd_temperature``, ``feature_kd``
+    :class:`FeatureDistillation` of the decoder features. ``last_terms`` holds the last
     call's per-term values (unweighted; the sub-terms of ``sr`` as ``sr/seg`` ...), as floats, and
     ``total``. ``exits``/``exit_width`` configure the wrapper that :func:`build_training_module`
     adds when ``sr`` is on. ``state_dict()`` carries the SR step and recall EMA counts.
@@ -57,6 +58,7 @@ class Objective(nn.Module):
         self.recall = RecallCrossEntropy(num_classes, ignore_index, **(recall or {}))
         self.sr = SRLoss(ignore_index, total_iters=total_iters, **(sr or {}))
         self.kd = DistillationKL(kd_temperature, ignore_index)
+        self.feature_kd = FeatureDistillation()
         self._last: dict[str, torch.Tensor] = {}
 
     @property
@@ -96,6 +98,9 @@ class Objective(nn.Module):
             self.sr.advance()
         if w["kd"]:
             terms["kd"] = self.kd(logits, self._need(out, "teacher", "kd", "teacher logits"), labels)
+        if w["feature_kd"]:
+            terms["feature_kd"] = self.feature_kd(*self._need(out, "features", "feature_kd",
+                                                              "decoder features from a teacher"))
         total = sum(w[k] * v for k, v in terms.items())
         self._last = {k: v.detach() for k, v in terms.items()}
         if w["sr"]:
@@ -106,26 +111,28 @@ class Objective(nn.Module):
 
 def build_training_module(model: nn.Module, objective_cfg: Objective | Mapping[str, float],
                           teacher: nn.Module | None = None) -> nn.Module:
-    """Wrap ``model`` for the objective: exits when ``sr`` > 0, a teacher when ``kd`` > 0.
+    """Wrap ``model`` for the objective: exits when ``sr`` > 0, a teacher when ``kd`` or ``feature_kd`` > 0.
 
     Returns ``model`` itself when no term needs a wrapper. The deployable network stays
     reachable as ``module.model`` for a wrapper (save that, never the wrapper). A ``teacher``
-    given while ``kd`` is 0 is not used.
+    given while both are 0 is not used.
     """
     if isinstance(objective_cfg, Objective):
         weights, exits, width = objective_cfg.weights, objective_cfg.exits, objective_cfg.exit_width
         num_classes: int | None = objective_cfg.num_classes
     else:
         weights, exits, width, num_classes = _check_terms(objective_cfg), DEFAULT_EXITS, 64, None
-    if weights["kd"] and teacher is None:
-        raise ConfigError("the 'kd' loss term needs a teacher: pass the uncompressed checkpoint as teacher")
+    distills = weights["kd"] or weights["feature_kd"]
+    if distills and teacher is None:
+        raise ConfigError("the 'kd' and 'feature_kd' loss terms need a teacher: pass the uncompressed checkpoint "
+                          "as teacher")
     classes = {getattr(getattr(m, "config", None), "num_classes", None) for m in (model, teacher)} - {None}
-    if weights["kd"] and len(classes) > 1:
+    if distills and len(classes) > 1:
         raise ConfigError(f"teacher and student predict different numbers of classes {sorted(classes)}: "
                           "distill from a model trained on the same classes")
     module = model
     if weights["sr"]:
         module = MultiExitWrapper(module, exits, num_classes=num_classes, width=width)
-    if weights["kd"]:
-        module = TeacherWrapper(module, teacher)
+    if distills:
+        module = TeacherWrapper(module, teacher, features=bool(weights["feature_kd"]))
     return module

@@ -50,10 +50,12 @@ def test_smp_folder_goes_through_prune_export_and_bench(smp_folder, tmp_path) ->
 
 
 def test_smp_folder_pruned_gradually(smp_folder, tmp_path) -> None:
-    """--prune-steps 2: two rounds of pruning and fine-tuning reach the target, and the report names each stage."""
+    """--prune-steps 2: two rounds of pruning and fine-tuning reach the target, and the report names each stage;
+    --feature-kd finds SMP's decoder features and the adapter it trains stays out of the saved model."""
     code, stdout, stderr = run_cli(["prune", smp_folder, "--data", DATA, "--input-size", "64x96", "--target-macs",
                                     "0.5", "--scope", "all", "--importance", "l1", "--prune-steps", "2",
-                                    "--finetune-epochs", "2", "--batch-size", "3", "--kd", "1", "--out",
+                                    "--finetune-epochs", "2", "--batch-size", "3", "--kd", "1", "--feature-kd", "1",
+                                    "--out",
                                     tmp_path / "p", "--no-progress", "--json"])
     assert code == 0, stderr
     report = json.loads(stdout)
@@ -62,6 +64,13 @@ def test_smp_folder_pruned_gradually(smp_folder, tmp_path) -> None:
     gmacs = [s["gmacs"] / report["stages"][0]["gmacs"] for s in report["stages"]]
     assert 0.5 < gmacs[1] <= 0.5 ** 0.5 + 1e-9 and gmacs[4] <= 0.5 and report["compression"]["macs_fraction"] <= 0.5
     assert (tmp_path / "p" / "finetune" / "step2" / "last.safetensors").is_file()
+    from safetensors import safe_open
+
+    with safe_open(str(tmp_path / "p" / "model.safetensors"), "pt") as saved:
+        assert not any("adapter" in k for k in saved.keys())
+    code, _, stderr = run_cli(["eval", tmp_path / "p" / "model.safetensors", "--data", DATA, "--input-size", "64x96",
+                               "--no-progress"])
+    assert code == 0, stderr
 
 
 def test_weights_file_needs_and_takes_an_architecture(tmp_path) -> None:

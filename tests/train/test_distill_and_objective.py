@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from segprune.errors import ConfigError
 from segprune.train import (
     DistillationKL,
+    FeatureDistillation,
     MultiExitWrapper,
     Objective,
     TeacherWrapper,
@@ -70,6 +71,35 @@ def test_teacher_wrapper_hides_the_teacher_but_moves_it() -> None:
     assert next(teacher.parameters()).device.type == "meta"
 
 
+def test_feature_distillation_is_relative_and_pools_the_teacher_to_the_student_grid() -> None:
+    g = torch.Generator().manual_seed(0)
+    teacher, student = torch.randn(2, 4, 16, 24, generator=g), torch.randn(2, 4, 16, 24, generator=g)
+    fd = FeatureDistillation()
+    assert fd(teacher.clone(), teacher).item() == pytest.approx(0.0, abs=1e-7)
+    assert fd(torch.zeros_like(teacher), teacher).item() == pytest.approx(1.0)  # about 1 for no information
+    assert fd(10 * student, 10 * teacher).item() == pytest.approx(fd(student, teacher).item(), rel=1e-5)
+    coarse = student[..., ::2, ::2]  # a truncated decoder's grid: the teacher is area-pooled to it
+    assert fd(coarse, teacher).item() == pytest.approx(fd(coarse, F.avg_pool2d(teacher, 2)).item(), rel=1e-6)
+
+
+def test_feature_distillation_maps_a_narrower_student_onto_the_teacher() -> None:
+    """A pruned student (8 decoder channels) against its teacher (16): a training-only 1x1 adapter maps them."""
+    student, teacher = _models()
+    wrapper = TeacherWrapper(student, teacher, features=True).train()
+    assert wrapper.adapter.weight.shape == (16, 8, 1, 1)
+    assert any(p is wrapper.adapter.weight for p in wrapper.parameters())
+    assert not any(k.startswith("adapter") for k in wrapper.model.state_dict())  # the deployed model lacks it
+    out = wrapper(_data()[0])
+    mapped, target = out["features"]
+    assert mapped.shape[1] == target.shape[1] == 16 and mapped.requires_grad and not target.requires_grad
+    assert not student.decoder.fuse[1]._forward_hooks and not teacher.decoder.fuse[1]._forward_hooks
+    wrapper.eval()
+    x = _data()[0]
+    assert torch.equal(wrapper(x), student(x))
+    with pytest.raises(ConfigError, match="'feature_kd' loss term needs decoder features"):
+        Objective({"feature_kd": 1.0}, K)(student.train()(x), _data()[1])
+
+
 def test_teacher_wrapper_merges_with_the_exit_outputs() -> None:
     student, teacher = _models()
     wrapper = TeacherWrapper(MultiExitWrapper(student, width=8), teacher).train()
@@ -80,8 +110,8 @@ def test_teacher_wrapper_merges_with_the_exit_outputs() -> None:
 
 def test_one_sgd_step_with_every_term_on() -> None:
     student, teacher = _models()
-    objective = Objective({"ce": 1.0, "recall": 0.5, "sr": 1.0, "kd": 0.5}, K, sr=dict(warmup_iters=0),
-                          exit_width=8)
+    objective = Objective({"ce": 1.0, "recall": 0.5, "sr": 1.0, "kd": 0.5, "feature_kd": 1.0}, K,
+                          sr=dict(warmup_iters=0), exit_width=8)
     module = build_training_module(student, objective, teacher=teacher).train()
     assert isinstance(module, TeacherWrapper) and isinstance(module.student, MultiExitWrapper)
     opt = torch.optim.SGD(module.parameters(), lr=0.01)
@@ -91,9 +121,10 @@ def test_one_sgd_step_with_every_term_on() -> None:
     loss.backward()
     assert student.decoder.classifier.weight.grad.abs().sum() > 0
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in module.student.exit_parameters())
+    assert module.adapter.weight.grad.abs().sum() > 0
     assert all(p.grad is None for p in teacher.parameters())
     terms = objective.last_terms
-    assert {"ce", "recall", "sr", "kd", "total", "sr/seg", "sr/cls", "sr/srl", "sr/srf"} <= set(terms)
+    assert {"ce", "recall", "sr", "kd", "feature_kd", "total", "sr/seg", "sr/cls", "sr/srl", "sr/srf"} <= set(terms)
     assert all(isinstance(v, float) for v in terms.values())
     before = [p.detach().clone() for p in teacher.parameters()]
     opt.step()
@@ -121,7 +152,8 @@ def test_bad_terms_are_config_errors(terms) -> None:
 
 def test_kd_needs_a_teacher_with_the_same_classes() -> None:
     student, _ = _models()
-    with pytest.raises(ConfigError, match="needs a teacher"):
-        build_training_module(student, {"ce": 1.0, "kd": 1.0})
+    for term in ("kd", "feature_kd"):
+        with pytest.raises(ConfigError, match="need a teacher"):
+            build_training_module(student, {"ce": 1.0, term: 1.0})
     with pytest.raises(ConfigError, match="different numbers of classes"):
         build_training_module(student, {"kd": 1.0}, teacher=tiny_model(K + 1))
