@@ -151,8 +151,9 @@ def compress_and_finetune(model: nn.Module, compression, finetuning: FinetuneCon
     ``segprune prune``, the demo and the benchmarks report compression this way.
 
     ``prune_steps`` > 1 prunes gradually (:func:`plan_prune_steps`): prune to each step's
-    share of the MACs, fine-tune its share of the epochs (run folder ``out_dir/step<i>``),
-    repeat; the truncation is applied in the first step. The stages in between are named
+    share of the MACs, fine-tune its share of the epochs (run folder ``out_dir/step<i>``,
+    seed ``seed + i - 1``: the steps do not repeat one data order), repeat; the truncation is
+    applied in the first step and the teacher is the model as given throughout. The stages in between are named
     ``step i/n compressed`` and ``step i/n fine-tuned``; the last two keep the one-shot
     names, so reports read alike. The result spans the whole run (MACs before the first step,
     after the last, channels from the original to the final width).
