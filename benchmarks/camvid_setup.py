@@ -61,13 +61,17 @@ def load_setup(camvid: Path, baseline: Path, size: str, calib_images: int) -> Ca
 
 
 def compress_run(spec: str, baseline: Path, size: tuple[int, int], compression: Any, finetuning: Any,
-                 out: Path, calib_images: int = 32, prune_steps: int = 1) -> dict[str, Any]:
+                 out: Path, calib_images: int = 32, prune_steps: int = 1, train_split: str = "train",
+                 held_out: str | None = None) -> dict[str, Any]:
     """Compress ``baseline`` with ``compression`` (a CompressConfig), fine-tune with ``finetuning`` (a
     FinetuneConfig, distilling from the baseline), through the library, as ``segprune prune`` does
-    (``prune_steps`` > 1: gradually, as ``--prune-steps``).
+    (``prune_steps`` > 1: gradually, as ``--prune-steps``). Calibration and fine-tuning read
+    ``train_split``.
 
     Writes ``out/model.safetensors`` and ``out/report.json`` (the stages original / compressed /
     fine-tuned with GMACs and val scores, the compression result, seconds) and returns the report.
+    ``held_out`` (a split no training touched, e.g. ``video-0006R0`` with ``train_split``
+    ``train-without-0006R0``) also scores the baseline and the result there: ``report["held_out"]``.
     """
     import time
 
@@ -80,18 +84,34 @@ def compress_run(spec: str, baseline: Path, size: tuple[int, int], compression: 
     started = time.perf_counter()
     model, _ = load_checkpoint(baseline)
     val = build_dataset(spec, "val", transform=EvalTransform())
-    calib = spread_loader(build_dataset(spec, "train", transform=EvalTransform(size=size)), calib_images, 4)
-    result, stages, _ = compress_and_finetune(model, compression, finetuning, build_dataset(spec, "train"), val,
+    calib = spread_loader(build_dataset(spec, train_split, transform=EvalTransform(size=size)), calib_images, 4)
+    unseen = None
+    if held_out is not None:
+        unseen = build_dataset(spec, held_out, transform=EvalTransform())
+        scores = {"split": held_out, "original": held_out_score(model, unseen, size)}
+    result, stages, _ = compress_and_finetune(model, compression, finetuning, build_dataset(spec, train_split), val,
                                               size=size, calib=calib, input_size=size, out_dir=out / "finetune",
                                               device="cpu", prune_steps=prune_steps)
+    if unseen is not None:
+        scores["fine-tuned"] = held_out_score(model, unseen, size)
     save_checkpoint(out / "model.safetensors", model, {"compressed_from": str(baseline), "input_size": list(size),
                                                        "stages": stages})
     report = make_report("prune", checkpoint=str(baseline), data=spec, input_size=list(size),
                          keep_freq=result.keep_freq, compression=result.to_dict(), finetune_config=finetuning.to_dict(),
-                         prune_steps=prune_steps,
-                         stages=stages, seconds=time.perf_counter() - started)
+                         prune_steps=prune_steps, train_split=train_split, stages=stages,
+                         held_out=scores if unseen is not None else None, seconds=time.perf_counter() - started)
     save_json(out / "report.json", report)
     return report
+
+
+def held_out_score(model: Any, dataset: Any, size: tuple[int, int]) -> dict[str, float]:
+    """mIoU and mAcc of ``model`` on ``dataset`` (images resized to ``size``, scored at label size)."""
+    from segprune.data import make_loader
+    from segprune.train import evaluate
+
+    metrics, _ = evaluate(model, make_loader(dataset, 4, shuffle=False), dataset.num_classes, input_size=size,
+                          progress=False)
+    return {"miou": metrics.miou, "macc": metrics.macc}
 
 
 def cached_report(out: Path) -> dict[str, Any] | None:

@@ -43,6 +43,10 @@ def main(argv: list[str] | None = None) -> int:
     amount.add_argument("--target-macs", type=float, default=None,
                         help="instead of --channel-ratio: fraction of the original MACs to reach")
     parser.add_argument("--epochs", type=int, default=6, help="fine-tuning epochs per run")
+    parser.add_argument("--held-out", default=None, metavar="SEQ",
+                        help="a CamVid video (e.g. 0006R0) left out: calibrate and fine-tune on train without it, "
+                             "and score the runs on it as well as on val (pass a --baseline trained without it: "
+                             "camvid_baseline.py --held-out SEQ)")
     parser.add_argument("--prune-steps", type=int, default=1,
                         help="gradual pruning: rounds of pruning, each followed by its share of --epochs "
                              "(the control is unpruned and shares the one-step control's cache)")
@@ -83,8 +87,9 @@ def main(argv: list[str] | None = None) -> int:
         config = f"keep{args.keep_freq:g}_{args.scope}_ratio{ratio:g}"
     steps = f"_steps{args.prune_steps}" if args.prune_steps > 1 else ""
     features = f"_fkd{args.feature_kd:g}" if args.feature_kd else ""
+    held = f"_without{args.held_out}" if args.held_out else ""  # another baseline and training split
     config = (f"{args.size}_{args.mode}_calib{args.calib_images}_{config}{steps}_ep{args.epochs}_lr{args.lr:g}"
-              f"_kd{args.kd:g}{features}")
+              f"_kd{args.kd:g}{features}{held}")
     size = parse_size(args.size)
     started = time.perf_counter()
     runs = []
@@ -94,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         for importance in arms:
             if importance == "control" and seed not in control_seeds:
                 continue
-            out = run_dir(config, importance, seed, args.size, args.epochs, args.lr, args.kd)
+            out = run_dir(config, importance, seed, args.size, args.epochs, args.lr, args.kd, held)
             t0 = time.perf_counter()
             if args.reuse and (report := cached_report(out)) is not None:
                 print(f"{importance} seed {seed}: reusing {out / 'report.json'}", file=sys.stderr, flush=True)
@@ -107,7 +112,9 @@ def main(argv: list[str] | None = None) -> int:
                                             input_size=size, kd=args.kd, seed=seed,
                                             feature_kd=0.0 if importance == "control" else args.feature_kd)
                 report = compress_run(f"camvid:{args.camvid}", args.baseline, size, compression, finetuning, out,
-                                      args.calib_images, 1 if importance == "control" else args.prune_steps)
+                                      args.calib_images, 1 if importance == "control" else args.prune_steps,
+                                      f"train-without-{args.held_out}" if args.held_out else "train",
+                                      f"video-{args.held_out}" if args.held_out else None)
             stages = {s["stage"]: s for s in report["stages"]}
             runs.append({"importance": importance, "seed": seed, "gmacs": stages["fine-tuned"]["gmacs"],
                          "macs_fraction": stages["fine-tuned"]["gmacs"] / stages["original"]["gmacs"],
@@ -115,6 +122,9 @@ def main(argv: list[str] | None = None) -> int:
                          "miou": stages["fine-tuned"]["miou"], "macc": stages["fine-tuned"]["macc"],
                          "seconds": report.get("seconds", time.perf_counter() - t0),
                          "checkpoint": str((out / "model.safetensors").relative_to(ROOT))})
+            if args.held_out:
+                runs[-1].update(miou_held_out=report["held_out"]["fine-tuned"]["miou"],
+                                miou_original_held_out=report["held_out"]["original"]["miou"])
             print(json.dumps(runs[-1]), file=sys.stderr, flush=True)
     summary = {}
     control = [r["miou"] for r in runs if r["importance"] == "control"]
@@ -124,9 +134,14 @@ def main(argv: list[str] | None = None) -> int:
                                "loss_vs_original": runs[0]["miou_original"] - statistics.median(mine)}
         if control and importance != "control":
             summary[importance]["loss_vs_control"] = statistics.median(control) - statistics.median(mine)
+        if args.held_out:
+            unseen = [r["miou_held_out"] for r in runs if r["importance"] == importance]
+            summary[importance].update(held_out_miou_median=statistics.median(unseen), held_out_miou_runs=unseen)
     report = make_report("bench.finetune_budget", command="python benchmarks/finetune_budget.py "
                          + " ".join(argv if argv is not None else sys.argv[1:]),
-                         config=config, accuracy_split="CamVid val (0016E5)", baseline=str(args.baseline), size=args.size, keep_freq=args.keep_freq,
+                         config=config, accuracy_split="CamVid val (0016E5)" + (
+                             f"; held_out: CamVid video {args.held_out}, left out of training" if args.held_out else ""),
+                         baseline=str(args.baseline), size=args.size, keep_freq=args.keep_freq,
                          scope=args.scope, target_macs=args.target_macs, channel_ratio=ratio, prune_steps=args.prune_steps, feature_kd=args.feature_kd, epochs=args.epochs, lr=args.lr,
                          kd=args.kd, runs=runs, summary=summary, seconds=time.perf_counter() - started)
     save_json(args.out, report)
@@ -135,10 +150,12 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def run_dir(config: str, importance: str, seed: int, size: str, epochs: int, lr: float, kd: float) -> Path:
+def run_dir(config: str, importance: str, seed: int, size: str, epochs: int, lr: float, kd: float,
+            held: str = "") -> Path:
     """Where one run's model and report are cached; the control has nothing removed, so its folder
-    does not depend on the compression options and every MACs target shares it."""
-    where = f"control_{size}_ep{epochs}_lr{lr:g}_kd{kd:g}" if importance == "control" else config
+    does not depend on the compression options and every MACs target shares it (``held``: the
+    video left out, which changes the baseline and the training split)."""
+    where = f"control_{size}_ep{epochs}_lr{lr:g}_kd{kd:g}{held}" if importance == "control" else config
     return ROOT / "benchmarks" / "cache" / "budget" / where / f"{importance}_seed{seed}"
 
 

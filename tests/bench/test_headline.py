@@ -112,3 +112,26 @@ def test_export_camvid_exports_each_precision_with_its_manifest(tiny_checkpoint,
                                    {"checkpoint": str(tiny_checkpoint)})
     assert (tmp_path / "x" / "model.fp32.onnx").is_file() and (tmp_path / "x" / "model.int8.onnx").is_file()
     assert manifest["source"]["checkpoint"] == str(tiny_checkpoint)
+
+
+@pytest.mark.slow
+def test_compress_run_scores_a_held_out_split_beside_val(tiny_checkpoint, tmp_path):
+    """finetune_budget --held-out: the baseline and the result are scored on the held-out split too. Here the
+    held-out split is val itself, so its scores must equal the val stages'."""
+    import torch
+
+    from segprune.compress import CompressConfig
+    from segprune.train import FinetuneConfig
+    from tests.helpers import TINY_DATA
+
+    torch.set_num_threads(1)
+    setup = _load("camvid_setup")
+    report = setup.compress_run(TINY_DATA.format(n=8, n_val=3), tiny_checkpoint, (32, 48),
+                                CompressConfig(target_macs=0.8, importance="l1", scope="all", round_to=2),
+                                FinetuneConfig(epochs=1, crop_size=(32, 48), input_size=(32, 48), kd=1.0),
+                                tmp_path / "run", calib_images=4, train_split="train", held_out="val")
+    stages = {s["stage"]: s for s in report["stages"]}
+    assert report["held_out"]["split"] == "val" and report["train_split"] == "train"
+    assert report["held_out"]["original"]["miou"] == pytest.approx(stages["original"]["miou"])
+    assert report["held_out"]["fine-tuned"]["miou"] == pytest.approx(stages["fine-tuned"]["miou"])
+    assert setup.cached_report(tmp_path / "run")["held_out"] == report["held_out"]
