@@ -7,7 +7,7 @@ implement them.
 
 from __future__ import annotations
 
-IMPORTANCES = ("spectral", "spectral-l1", "spectral-out", "l1", "l2", "bn", "taylor")
+IMPORTANCES = ("spectral", "spectral-l1", "l1", "l2", "bn", "taylor")
 """Channel rankings by name (see :mod:`segprune.compress.importance`)."""
 
 SCOPES = ("decoder", "head", "all")

@@ -60,9 +60,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     prune.add_argument("--importance", choices=IMPORTANCES, default="spectral-l1",
                        help="channel ranking: the share of a channel's energy inside the kept band times its L1 "
                             "weight magnitude (spectral-l1; the best measured on CamVid, see README); activation "
-                            "energy inside the kept band alone (spectral), or times the squared norm of the next "
-                            "layers' weights that read the channel (spectral-out: the in-band energy it delivers; "
-                            "not yet measured on CamVid); weight magnitude (l1, l2), BN scale "
+                            "energy inside the kept band alone (spectral); weight magnitude (l1, l2), BN scale "
                             "(bn), first-order Taylor (taylor)")
     prune.add_argument("--scope", choices=SCOPES, default="decoder",
                        help="layers that may lose channels: decoder, head (ASPP + decoder) or all (+ backbone)")

@@ -15,9 +15,6 @@ its band and the decoder a quarter. The stride ratio is read from the measured g
 (``sqrt(H4*W4 / (H*W))``), so fuse convs that already run on a truncated grid keep their
 whole band, and finer layers (the stem, OS2) keep less than ``keep``.
 
-``spectral-out`` weighs that in-band energy by how strongly the next layers read the channel
-(the squared norm of their input weights for it): the in-band energy it delivers downstream.
-
 ``spectral-l1`` keeps only the spectral *shape* of that measurement: the fraction of a
 channel's energy inside the kept band, times torch-pruning's L1 group magnitude. Absolute
 activation energy turned out to rank channels worse than random order on CamVid (a
@@ -200,39 +197,6 @@ class SpectralMagnitudeImportance(SpectralImportance):
         return (total / producers.clamp(min=1.0) * self._magnitude(group).double()).float()
 
 
-class SpectralDeliveredImportance(SpectralImportance):
-    """``spectral-out``: the in-band energy a channel delivers to the layers that read it.
-
-    A channel's in-band activation energy (as ``spectral``) times the squared L2 norm of the
-    weights that read it, summed over its consumers (the input slices of the next convs and
-    linears in the group): what the channel puts, inside the kept band, into the next layer's
-    pre-activations, were the channels uncorrelated. ``spectral`` alone keeps a strong
-    channel the next layer barely reads; ``l1`` looks at the weights that write a channel,
-    not at what it carries or who reads it. Grouped (non-depthwise) consumers are skipped: a
-    channel's slice there is not one input column. A group no consumer reads (none traced)
-    scores by its energy alone.
-    """
-
-    @torch.no_grad()
-    def __call__(self, group) -> torch.Tensor:
-        total, producers = self._over_producers(group)
-        energy = total / producers.clamp(min=1.0)
-        reach = torch.zeros_like(energy)
-        for item in group:
-            module, root_idxs = item.dep.target.module, item.root_idxs
-            if root_idxs is None or None in root_idxs:
-                continue
-            idxs = torch.as_tensor(item.idxs)
-            if item.dep.handler == tp.prune_conv_in_channels and module.groups == 1:  # bound methods: ==
-                read = module.weight.detach()[:, idxs].double().square().sum((0, 2, 3))
-            elif item.dep.handler == tp.prune_linear_in_channels:
-                read = module.weight.detach()[:, idxs].double().square().sum(0)
-            else:
-                continue
-            reach.index_add_(0, torch.as_tensor(root_idxs), read)
-        return (energy * reach if reach.any() else energy).float()
-
-
 def accumulate_gradients(model: nn.Module, batches: Iterable, *, ignore_index: int = 255,
                          max_batches: int | None = None) -> int:
     """Backward passes of cross-entropy on calibration batches, leaving gradients in ``.grad`` (Taylor).
@@ -295,6 +259,4 @@ def build_importance(name: str, model: nn.Module | None = None, batches: Iterabl
         return tp.importance.GroupTaylorImportance()
     if name == "spectral-l1":
         return SpectralMagnitudeImportance.measure(model, batches, keep, scope, **kwargs)
-    if name == "spectral-out":
-        return SpectralDeliveredImportance.measure(model, batches, keep, scope, **kwargs)
     return SpectralImportance.measure(model, batches, keep, scope, **kwargs)

@@ -4,12 +4,7 @@ import pytest
 import torch
 
 from segprune.compress import build_importance, measure_channel_energy
-from segprune.compress.importance import (
-    SpectralDeliveredImportance,
-    SpectralImportance,
-    SpectralMagnitudeImportance,
-    block_of,
-)
+from segprune.compress.importance import SpectralImportance, SpectralMagnitudeImportance, block_of
 from segprune.errors import ConfigError
 from tests.compress.conftest import small_model
 
@@ -93,35 +88,16 @@ def test_spectral_l1_is_the_in_band_share_times_magnitude(example):
     torch.testing.assert_close(scores[1:], l1[1:], rtol=1e-5, atol=0)  # cosine and constants: all in band
 
 
-def test_spectral_out_is_the_in_band_energy_times_how_strongly_the_next_layer_reads_it(example):
-    """fuse.0's channels feed fuse.1 only: score = in-band energy x squared norm of fuse.1's input column; a
-    channel fuse.1 does not read scores 0 however much energy it carries, and goes first."""
-    model = small_model()
-    conv, nxt = model.decoder.fuse[0][0], model.decoder.fuse[1][0]
-    with torch.no_grad():
-        nxt.weight[:, 5] = 0.0  # channel 5 is computed and never read
-    delivered = SpectralDeliveredImportance.measure(model, [example], keep=0.5, scope="decoder")
-    energy = measure_channel_energy(model, [example], 0.5, "decoder")["decoder.fuse.0.0"]
-    graph = tp.DependencyGraph().build_dependency(model, example)
-    group = graph.get_pruning_group(conv, tp.prune_conv_out_channels, list(range(16)))
-    scores = delivered(group)
-    expected = energy * nxt.weight.detach().double().square().sum((0, 2, 3))
-    torch.testing.assert_close(scores, expected.float(), rtol=1e-5, atol=0)
-    assert energy[5] > 0 and scores[5] == 0 and scores.argmin() == 5
-    assert not torch.equal(scores.argsort(), energy.argsort())  # the reading weights change the order
-
-
 def test_build_importance_names_and_errors(calib):
     model = small_model()
     assert isinstance(build_importance("l1"), tp.importance.GroupMagnitudeImportance)
     assert isinstance(build_importance("bn"), tp.importance.BNScaleImportance)
     assert isinstance(build_importance("spectral", model, calib[:1]), SpectralImportance)
     assert isinstance(build_importance("spectral-l1", model, calib[:1]), SpectralMagnitudeImportance)
-    assert isinstance(build_importance("spectral-out", model, calib[:1]), SpectralDeliveredImportance)
     taylor = build_importance("taylor", model, calib[:1])
     assert isinstance(taylor, tp.importance.GroupTaylorImportance)
     assert model.decoder.fuse[0][0].weight.grad is not None  # the backward pass Taylor needs
-    with pytest.raises(ConfigError, match="--importance 'fisher' is not valid: use one of spectral, spectral-l1, spectral-out, l1, l2, bn, taylor"):
+    with pytest.raises(ConfigError, match="--importance 'fisher' is not valid: use one of spectral, spectral-l1, l1, l2, bn, taylor"):
         build_importance("fisher")
     with pytest.raises(ConfigError, match="--importance taylor needs calibration batches"):
         build_importance("taylor", model)
