@@ -85,21 +85,19 @@ def compress_run(spec: str, baseline: Path, size: tuple[int, int], compression: 
     model, _ = load_checkpoint(baseline)
     val = build_dataset(spec, "val", transform=EvalTransform())
     calib = spread_loader(build_dataset(spec, train_split, transform=EvalTransform(size=size)), calib_images, 4)
-    unseen = None
-    if held_out is not None:
-        unseen = build_dataset(spec, held_out, transform=EvalTransform())
-        scores = {"split": held_out, "original": held_out_score(model, unseen, size)}
+    unseen = None if held_out is None else build_dataset(spec, held_out, transform=EvalTransform())
+    scores = None if unseen is None else {"split": held_out, "original": held_out_score(model, unseen, size)}
     result, stages, _ = compress_and_finetune(model, compression, finetuning, build_dataset(spec, train_split), val,
                                               size=size, calib=calib, input_size=size, out_dir=out / "finetune",
                                               device="cpu", prune_steps=prune_steps)
-    if unseen is not None:
+    if scores is not None:
         scores["fine-tuned"] = held_out_score(model, unseen, size)
     save_checkpoint(out / "model.safetensors", model, {"compressed_from": str(baseline), "input_size": list(size),
                                                        "stages": stages})
     report = make_report("prune", checkpoint=str(baseline), data=spec, input_size=list(size),
                          keep_freq=result.keep_freq, compression=result.to_dict(), finetune_config=finetuning.to_dict(),
                          prune_steps=prune_steps, train_split=train_split, stages=stages,
-                         held_out=scores if unseen is not None else None, seconds=time.perf_counter() - started)
+                         held_out=scores, seconds=time.perf_counter() - started)
     save_json(out / "report.json", report)
     return report
 

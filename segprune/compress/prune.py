@@ -179,6 +179,13 @@ def _solve_ratio(model: nn.Module, config: PruneConfig, size: tuple[int, int], o
     return hi
 
 
+def _truncate_for(model: nn.Module, config: PruneConfig, keep: float, mode: str) -> None:
+    """Truncate ``model`` (now at ``keep`` with ``mode``) to the band ``config`` prunes in: never
+    wider than it is, and a new resampling mode only where the decoder is truncated at all."""
+    if config.keep_freq < keep or (config.trunc_mode not in (None, mode) and keep < 1.0):
+        truncate_(model, TruncationConfig(min(config.keep_freq, keep), config.trunc_mode or mode))
+
+
 def check_reachable(model: nn.Module, config: PruneConfig, size: tuple[int, int]) -> float:
     """The channel ratio :func:`prune_` would use for ``config`` on ``model`` at ``size``, solved on a
     shape-only (meta) copy: the model is untouched and nothing is computed. Raises the
@@ -187,8 +194,7 @@ def check_reachable(model: nn.Module, config: PruneConfig, size: tuple[int, int]
     adapter = adapter_for(trial)
     keep, mode = adapter.truncation(trial)
     before = count_macs(trial, size).total_macs
-    if config.keep_freq < keep or (config.trunc_mode not in (None, mode) and keep < 1.0):
-        truncate_(trial, TruncationConfig(min(config.keep_freq, keep), config.trunc_mode or mode))
+    _truncate_for(trial, config, keep, mode)
     if config.channel_ratio is not None:
         check_ratio(scope_convs(trial, config.scope), config.channel_ratio, config.round_to)
         return config.channel_ratio
@@ -221,8 +227,7 @@ def prune_(model: nn.Module, config: PruneConfig, example_input: torch.Tensor,
     try:
         before = count_macs(_meta_copy(model), size)  # same shapes as the model, nothing computed
         try:  # every check runs before the surgery; a failed one leaves the model as it was
-            if config.keep_freq < keep or (config.trunc_mode not in (None, mode) and keep < 1.0):
-                truncate_(model, TruncationConfig(min(config.keep_freq, keep), config.trunc_mode or mode))
+            _truncate_for(model, config, keep, mode)
             if config.channel_ratio is not None:
                 check_ratio(convs, config.channel_ratio, config.round_to)
                 ratio = config.channel_ratio

@@ -90,8 +90,10 @@ class TeacherWrapper(nn.Module):
         teacher.eval().requires_grad_(False)
         self._teacher = (teacher,)
         self.adapter = None
+        self._features: tuple[nn.Module, ...] = ()  # the student's and the teacher's feature layers
         if features:
-            widths = [_feature_width(m) for m in (self.model, teacher)]
+            self._features = (_feature_layer(self.model), _feature_layer(teacher))
+            widths = [_feature_width(m, layer) for m, layer in zip((self.model, teacher), self._features, strict=True)]
             self.adapter = nn.Conv2d(widths[0], widths[1], 1, bias=False).to(
                 next(self.model.parameters()).device)
 
@@ -117,15 +119,11 @@ class TeacherWrapper(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor | dict[str, Any]:
         if not self.training:
             return self.student(x)
-        if self.adapter is None:
+        student_layer, teacher_layer = self._features or (None, None)
+        with _capture(student_layer) as student_features:
             out = self.student(x)
-            with torch.no_grad():
-                teacher_logits = self.teacher(x)
-        else:
-            with _capture(self.model) as student_features:
-                out = self.student(x)
-            with torch.no_grad(), _capture(self.teacher) as teacher_features:
-                teacher_logits = self.teacher(x)
+        with torch.no_grad(), _capture(teacher_layer) as teacher_features:
+            teacher_logits = self.teacher(x)
         out = dict(out) if isinstance(out, dict) else {"logits": out}
         out["teacher"] = teacher_logits
         if self.adapter is not None:
@@ -133,30 +131,39 @@ class TeacherWrapper(nn.Module):
         return out
 
 
-@contextmanager
-def _capture(model: nn.Module) -> Iterator[list[torch.Tensor]]:
-    """The output of ``model``'s decoder-feature layer in the forward run inside the block."""
+def _feature_layer(model: nn.Module) -> nn.Module:
+    """The module whose output is ``model``'s decoder features (its family adapter's last ``feature_layers``)."""
     from segprune.models.adapters import adapter_for
 
-    layers = adapter_for(model).feature_layers
+    adapter = adapter_for(model)
+    layers = adapter.feature_layers
     if not layers or layers[-1].endswith(":in"):
-        raise ConfigError(f"{adapter_for(model).family} models name no decoder feature layer: feature "
+        raise ConfigError(f"{adapter.family} models name no decoder feature layer: feature "
                           "distillation needs one (ModelAdapter.feature_layers)")
+    return model.get_submodule(layers[-1])
+
+
+@contextmanager
+def _capture(layer: nn.Module | None) -> Iterator[list[torch.Tensor]]:
+    """The outputs of ``layer`` in the forward run inside the block (nothing hooked for None)."""
     captured: list[torch.Tensor] = []
-    handle = model.get_submodule(layers[-1]).register_forward_hook(lambda _m, _i, out: captured.append(out))
+    if layer is None:
+        yield captured
+        return
+    handle = layer.register_forward_hook(lambda _m, _i, out: captured.append(out))
     try:
         yield captured
     finally:
         handle.remove()
 
 
-def _feature_width(model: nn.Module) -> int:
-    """Channels of ``model``'s decoder features, from one small forward in eval mode (no state changes)."""
+def _feature_width(model: nn.Module, layer: nn.Module) -> int:
+    """Channels of ``layer``'s output in ``model``, from one small forward in eval mode (no state changes)."""
     was_training = model.training
     param = next(model.parameters())
     try:
-        with torch.no_grad(), _capture(model.eval()) as features:
-            model(torch.zeros(1, 3, 64, 64, device=param.device, dtype=param.dtype))
+        with torch.no_grad(), _capture(layer) as features:
+            model.eval()(torch.zeros(1, 3, 64, 64, device=param.device, dtype=param.dtype))
     finally:
         model.train(was_training)
     return int(features[0].shape[1])

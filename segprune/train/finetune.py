@@ -177,15 +177,12 @@ def compress_and_finetune(model: nn.Module, compression, finetuning: FinetuneCon
     teacher = copy.deepcopy(model).eval() if finetuning is not None and finetuning.distills else None
     results, summary = [], None
     for i, (target, epochs) in enumerate(plan):
-        last = i == len(plan) - 1
-        label = "" if last else f"step {i + 1}/{len(plan)} "
-        step_config = compression
-        if len(plan) > 1:  # each step's target is relative to the model as it is now
-            now = results[-1].macs_after.total_macs if results else None
-            relative = target if now is None else target * results[0].macs_before.total_macs / now
-            step_config = (replace(compression, target_macs=relative) if not results else
-                           CompressConfig(target_macs=min(relative, 1.0), importance=compression.importance,
-                                          scope=compression.scope, round_to=compression.round_to))
+        label = "" if i == len(plan) - 1 else f"step {i + 1}/{len(plan)} "
+        step_config = compression if len(plan) == 1 else replace(compression, target_macs=target)
+        if results:  # a later step: its target is relative to the model as it is now, its band kept
+            relative = target * results[0].macs_before.total_macs / results[-1].macs_after.total_macs
+            step_config = CompressConfig(target_macs=min(relative, 1.0), importance=compression.importance,
+                                         scope=compression.scope, round_to=compression.round_to)
         results.append(compress_(model, step_config, example=size, calib=calib))
         stages.append(stage(f"{label}compressed"))
         if finetuning is not None and epochs > 0:
