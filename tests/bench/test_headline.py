@@ -135,3 +135,64 @@ def test_compress_run_scores_a_held_out_split_beside_val(tiny_checkpoint, tmp_pa
     assert report["held_out"]["original"]["miou"] == pytest.approx(stages["original"]["miou"])
     assert report["held_out"]["fine-tuned"]["miou"] == pytest.approx(stages["fine-tuned"]["miou"])
     assert setup.cached_report(tmp_path / "run")["held_out"] == report["held_out"]
+
+
+def _camvid_tree(root: Path, videos: dict[str, list[str]], size: tuple[int, int] = (36, 48)) -> Path:
+    """A SegNet-layout CamVid folder: per split, the frames of each named video (random images and labels)."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for split, names in videos.items():
+        lines = []
+        for i, video in enumerate(names):
+            name = f"{video}_{i:06d}.png"
+            for folder, array in ((split, rng.integers(0, 256, (*size, 3))), (f"{split}annot",
+                                                                             rng.integers(0, 12, size))):
+                (root / folder).mkdir(parents=True, exist_ok=True)
+                Image.fromarray(array.astype(np.uint8)).save(root / folder / name)
+            lines.append(f"{split}/{name} {split}annot/{name}\n")
+        (root / f"{split}.txt").write_text("".join(lines))
+    return root
+
+
+@pytest.mark.slow
+def test_camvid_baseline_finishing_stage_starts_from_the_first_and_scores_at_its_size(tmp_path, monkeypatch):
+    """--finish-size: the second stage fine-tunes the cached first stage, is scored at its own size on val and
+    the held-out video, and both stages are reused when the recipe is unchanged."""
+    import json
+
+    import torch
+
+    import segprune.train
+    from segprune.models import load_checkpoint
+
+    torch.set_num_threads(1)
+    baseline = _load("camvid_baseline")
+    starts, fit = [], segprune.train.fit
+
+    def recording_fit(model, *args, **kwargs):
+        starts.append({k: v.clone() for k, v in model.state_dict().items()})
+        return fit(model, *args, **kwargs)
+
+    monkeypatch.setattr(segprune.train, "fit", recording_fit)
+    root = _camvid_tree(tmp_path / "camvid", {"train": ["0001TP"] * 4 + ["0006R0"] * 2, "val": ["0016E5"] * 2})
+    argv = ["--camvid", str(root), "--size", "32x48", "--epochs", "1", "--batch-size", "2", "--held-out", "0006R0",
+            "--cache", str(tmp_path / "cache" / "r18"), "--out", str(tmp_path / "base.json"), "--threads", "1",
+            "--finish-size", "48x64", "--finish-epochs", "1"]
+    assert baseline.main(argv) == 0
+    report = json.loads((tmp_path / "base.json").read_text())
+    assert [s["input_size"] for s in report["stages"]] == [[32, 48], [48, 64]]
+    assert report["data"]["input_resolution"] == [48, 64] and report["held_out"]["split"] == "video-0006R0"
+    assert report["data"]["train_split"] == "train-without-0006R0" and report["data"]["train_images"] == 4
+    first, second = tmp_path / "cache" / "r18" / "last.safetensors", tmp_path / "cache" / "r18_finish48x64_ep1"
+    assert json.loads((second / "recipe.json").read_text())["finish"]["crop_size"] == [48, 64]
+    trained = load_checkpoint(first)[0].state_dict()
+    assert len(starts) == 2 and all(torch.equal(starts[1][k], trained[k]) for k in trained)
+    stamps = first.stat().st_mtime_ns, (second / "last.safetensors").stat().st_mtime_ns
+    assert baseline.main(argv) == 0  # same recipe: both stages come from the cache
+    assert (first.stat().st_mtime_ns, (second / "last.safetensors").stat().st_mtime_ns) == stamps
+    assert len(starts) == 2
+    assert json.loads((tmp_path / "base.json").read_text())["val"] == report["val"]
+    with pytest.raises(SystemExit):
+        baseline.main(argv[:-2])  # --finish-size without --finish-epochs
