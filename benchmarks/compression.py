@@ -20,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-from camvid_setup import add_setup_args, load_setup
+from camvid_setup import VAL_SPLIT, add_setup_args, load_setup
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -93,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
                                "miou_median": statistics.median(r["miou"] for r in rows)})
     report = make_report(
         "bench.compression", command="python benchmarks/compression.py " + " ".join(argv or sys.argv[1:]),
+        accuracy_split=VAL_SPLIT,
         baseline={"checkpoint": str(args.baseline.name), "gmacs": base_macs / 1e9, "miou": baseline_metrics.miou,
                   "macc": baseline_metrics.macc},
         input_size=list(size), finetune={"epochs": args.epochs, "lr": args.lr, "optimizer": "adamw", "loss": "ce"},

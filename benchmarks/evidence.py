@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from camvid_setup import cached_report, compress_run, has_baseline, plot_runs
+from camvid_setup import VAL_SPLIT, cached_report, compress_run, has_baseline, plot_runs
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "results" / "evidence.json"
@@ -86,7 +86,8 @@ def main(argv: list[str] | None = None) -> int:
             section = finetune_claim(claim, spec, args.baseline, size, seeds, args.epochs, args.lr)
         else:
             section = scratch_claim(claim, spec, size, seeds, args.scratch_epochs)
-        section.update(claim=claim, command=command, seconds=time.perf_counter() - started, accuracy_split="CamVid val (0016E5)")
+        section.update(claim=claim, command=command, seconds=time.perf_counter() - started,
+                       accuracy_split=VAL_SPLIT)
         report = load_json(args.out) if args.out.is_file() else make_report("bench.evidence", claims={})
         report["claims"][claim] = section
         report.update({k: v for k, v in make_report("bench.evidence").items() if k in ("created", "environment")})

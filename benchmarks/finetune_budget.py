@@ -26,7 +26,7 @@ import sys
 import time
 from pathlib import Path
 
-from camvid_setup import add_setup_args, cached_report, compress_run, has_baseline, plot_runs
+from camvid_setup import VAL_SPLIT, add_setup_args, cached_report, compress_run, has_baseline, plot_runs
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -139,10 +139,11 @@ def main(argv: list[str] | None = None) -> int:
             summary[importance].update(held_out_miou_median=statistics.median(unseen), held_out_miou_runs=unseen)
     report = make_report("bench.finetune_budget", command="python benchmarks/finetune_budget.py "
                          + " ".join(argv if argv is not None else sys.argv[1:]),
-                         config=config, accuracy_split="CamVid val (0016E5)" + (
+                         config=config, accuracy_split=VAL_SPLIT + (
                              f"; held_out: CamVid video {args.held_out}, left out of training" if args.held_out else ""),
                          baseline=str(args.baseline), size=args.size, keep_freq=args.keep_freq,
-                         scope=args.scope, target_macs=args.target_macs, channel_ratio=ratio, prune_steps=args.prune_steps, feature_kd=args.feature_kd, epochs=args.epochs, lr=args.lr,
+                         scope=args.scope, target_macs=args.target_macs, channel_ratio=ratio,
+                         prune_steps=args.prune_steps, feature_kd=args.feature_kd, epochs=args.epochs, lr=args.lr,
                          kd=args.kd, runs=runs, summary=summary, seconds=time.perf_counter() - started)
     save_json(args.out, report)
     _plot(report, args.out.with_suffix(".png"))

@@ -20,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-from camvid_setup import add_setup_args, load_setup
+from camvid_setup import VAL_SPLIT, add_setup_args, load_setup
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -88,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     report = make_report(
         "bench.importance_ranking",
         command="python benchmarks/importance_ranking.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        accuracy_split=VAL_SPLIT,
         baseline={"checkpoint": args.baseline.name, "miou": base_miou}, input_size=list(size), keep_freq=args.keep,
         channel_ratio=args.ratio, scope=args.scope, trunc_mode=args.mode, calib_images=args.calib_images,
         finetune_epochs=0, results=rows)

@@ -29,6 +29,8 @@ import sys
 import time
 from pathlib import Path
 
+from camvid_setup import VAL_SPLIT
+
 ROOT = Path(__file__).resolve().parents[1]
 FAMILIES = ("smp", "segprune")
 
@@ -162,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         rows[family]["delta_miou"] = rows[family]["compressed"]["miou"] - rows[family]["baseline"]["miou"]
     report = make_report("bench.own_models",
                          command="python benchmarks/own_models.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-                         data={"dataset": "CamVid (SegNet split)", "accuracy_split": "val", "input_size": list(size),
+                         data={"dataset": "CamVid (SegNet split)", "accuracy_split": VAL_SPLIT, "input_size": list(size),
                                "latency_input_size": list(lat_size)},
                          train=train_cfg.to_dict(), compress=compress_cfg.__dict__, finetune=ft_cfg.to_dict(),
                          families=rows, bench=payload, seconds=time.perf_counter() - started)
