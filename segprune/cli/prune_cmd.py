@@ -68,7 +68,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     prune.add_argument("--prune-steps", type=positive_int, default=1, metavar="N",
                        help="prune gradually: N rounds of pruning, each followed by its share of --finetune-epochs, "
                             "each removing the same fraction of what is left of the MACs (needs --target-macs and "
-                            "--finetune-epochs >= N; 1: prune once, then fine-tune)")
+                            "--finetune-epochs >= N; 1: prune once, then fine-tune; 2 lost 0.6 and 2.9 mIoU to "
+                            "one-shot at 8 epochs on CamVid, README)")
     prune.add_argument("--calib-images", type=positive_int, default=32, help="train images used to measure channel spectra")
     ft = parser.add_argument_group("fine-tuning")
     ft.add_argument("--finetune-epochs", type=nonneg_int, default=0, metavar="N", help="fine-tuning epochs (0 skips)")
@@ -85,7 +86,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     ft.add_argument("--kd-temperature", type=float, default=4.0, help="distillation temperature")
     ft.add_argument("--feature-kd", type=float, default=0.0, metavar="W",
                     help="weight of distillation of the decoder features (the classifier's input) from the "
-                         "uncompressed model, through a training-only 1x1 adapter; about 1 at the start")
+                         "uncompressed model, through a training-only 1x1 adapter. Off by default: on CamVid at a "
+                         "third of the MACs it did not add to logit distillation (README)")
     ft.add_argument("--seed", type=int, default=0, help="seed for fine-tuning")
     parser.add_argument("--out", type=Path, default=Path("runs/prune"), metavar="DIR",
                         help="folder for model.safetensors, report.json and the fine-tuning run")
