@@ -143,8 +143,8 @@ def export_camvid(model: Any, out: Path, size: tuple[int, int], precisions: tupl
 
 
 def plot_runs(runs: dict[str, list[tuple[int, float]]], path: Path, title: str,
-              references: dict[str, float] | None = None) -> None:
-    """One column per arm: each seed's val mIoU as a point, the median as a bar, and horizontal
+              references: dict[str, float] | None = None, split: str = "CamVid val") -> None:
+    """One column per arm: each seed's mIoU on ``split`` as a point, the median as a bar, and horizontal
     reference lines (label: value); the spread matters as much as the median with 2-3 seeds."""
     import statistics
 
@@ -160,7 +160,7 @@ def plot_runs(runs: dict[str, list[tuple[int, float]]], path: Path, title: str,
     for (label, value), style in zip((references or {}).items(), ("--", ":", "-."), strict=False):
         ax.axhline(value, color="grey", ls=style, lw=0.8, label=f"{label} {value:.2f}")
     ax.set(xticks=range(len(runs)), xticklabels=list(runs), xlim=(-0.6, len(runs) - 0.4),
-           ylabel="CamVid val mIoU % (bar: median)", title=title)
+           ylabel=f"{split} mIoU % (bar: median)", title=title)
     ax.title.set_fontsize(8)
     ax.grid(alpha=0.3, axis="y")
     if references:

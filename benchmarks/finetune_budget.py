@@ -146,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
                          prune_steps=args.prune_steps, feature_kd=args.feature_kd, epochs=args.epochs, lr=args.lr,
                          kd=args.kd, runs=runs, summary=summary, seconds=time.perf_counter() - started)
     save_json(args.out, report)
-    _plot(report, args.out.with_suffix(".png"))
+    _plot(report, args.out.with_suffix(".png"), args.held_out)
     print(json.dumps(summary, indent=2))
     return 0
 
@@ -160,15 +160,21 @@ def run_dir(config: str, importance: str, seed: int, size: str, epochs: int, lr:
     return ROOT / "benchmarks" / "cache" / "budget" / where / f"{importance}_seed{seed}"
 
 
-def _plot(report: dict, path: Path) -> None:
-    original = report["runs"][0]["miou_original"]
+def _plot(report: dict, path: Path, held_out: str | None = None) -> None:
+    """The runs on val at ``path``; with ``held_out`` (a video), the same runs on it at ``*_held_out.png``."""
     fraction = 100 * next(r for r in report["runs"] if r["importance"] != "control")["macs_fraction"]
-    plot_runs({name: [(r["seed"], r["miou"]) for r in report["runs"] if r["importance"] == name]
-               for name in report["summary"]}, path,
-              f"{report['config']}: {fraction:.1f}% MACs, {report['epochs']} epochs",
-              {"baseline (not fine-tuned)": original,
-               **({"control median - 1 (the goal)": report["summary"]["control"]["miou_median"] - 1.0}
-                  if "control" in report["summary"] else {})})
+    title = f"{report['config']}: {fraction:.1f}% MACs, {report['epochs']} epochs"
+    panels = [("miou", "miou_original", "CamVid val", path)]
+    if held_out:
+        panels.append(("miou_held_out", "miou_original_held_out", f"unseen video {held_out}",
+                       path.with_name(path.stem + "_held_out.png")))
+    for key, original, split, where in panels:
+        runs = {name: [(r["seed"], r[key]) for r in report["runs"] if r["importance"] == name]
+                for name in report["summary"]}
+        references = {"baseline (not fine-tuned)": report["runs"][0][original]}
+        if runs.get("control"):
+            references["control median - 1 (the goal)"] = statistics.median(v for _, v in runs["control"]) - 1.0
+        plot_runs(runs, where, title, references, split=split)
 
 
 if __name__ == "__main__":

@@ -100,6 +100,27 @@ def test_plot_runs_draws_every_arm_and_the_goal_line(tmp_path, monkeypatch):
     assert len(points) == 9 and points[0] == (0.0, 59.0) and points[-1] == (2.0, 57.0)
 
 
+def test_budget_plot_draws_the_held_out_video_beside_val(tmp_path, monkeypatch):
+    """finetune_budget --held-out: a second plot of the same runs on the unseen video, its own references."""
+    import segprune.plots
+
+    budget = _load("finetune_budget")
+    drawn = []
+    monkeypatch.setattr(segprune.plots, "_save", lambda fig, path: drawn.append((fig, path)))
+    report = _report(0.33, {"control": [59, 59.5, 60], "l1": [55, 57, 56]}, 0.329)
+    for run in report["runs"]:
+        run.update(miou_held_out=run["miou"] - 20, miou_original_held_out=36.0)
+    report.update(config="toy", epochs=2, summary={"control": {}, "l1": {}})
+    budget._plot(report, tmp_path / "p.png", "0006R0")
+    assert [path.name for _, path in drawn] == ["p.png", "p_held_out.png"]
+    ax = drawn[1][0].axes[0]
+    assert "0006R0" in ax.get_ylabel()
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["baseline (not fine-tuned) 36.00",
+                                                                    "control median - 1 (the goal) 38.50"]
+    points = sorted(tuple(p) for c in ax.collections if c.get_offsets().shape == (3, 2) for p in c.get_offsets())
+    assert points[0] == (0.0, 39.0) and points[-1] == (1.0, 37.0)
+
+
 @pytest.mark.slow
 def test_export_camvid_exports_each_precision_with_its_manifest(tiny_checkpoint, tmp_path):
     """The export both deployment.py and headline.py call: calibrated on train, checked on val."""
