@@ -120,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
                          "macs_fraction": stages["fine-tuned"]["gmacs"] / stages["original"]["gmacs"],
                          "miou_original": stages["original"]["miou"], "miou_pruned": stages["compressed"]["miou"],
                          "miou": stages["fine-tuned"]["miou"], "macc": stages["fine-tuned"]["macc"],
+                         "per_class_iou": stages["fine-tuned"]["per_class_iou"],
                          "seconds": report.get("seconds", time.perf_counter() - t0),
                          "checkpoint": str((out / "model.safetensors").relative_to(ROOT))})
             if args.held_out:
@@ -132,6 +133,9 @@ def main(argv: list[str] | None = None) -> int:
         mine = [r["miou"] for r in runs if r["importance"] == importance]
         summary[importance] = {"miou_median": statistics.median(mine), "miou_runs": mine,
                                "loss_vs_original": runs[0]["miou_original"] - statistics.median(mine)}
+        classes = [r["per_class_iou"] for r in runs if r["importance"] == importance]
+        summary[importance]["per_class_iou_median"] = {name: statistics.median(c[name] for c in classes)
+                                                       for name in classes[0]}
         if control and importance != "control":
             summary[importance]["loss_vs_control"] = statistics.median(control) - statistics.median(mine)
         if args.held_out:
