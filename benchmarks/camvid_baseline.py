@@ -155,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         "bench.camvid_baseline",
         command=" ".join([Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])]),
         data={"dataset": "CamVid (SegNet split)", "train_split": train_split,
-              "train_images": len(build_dataset(spec, train_split)), "val_images": len(val_set),
+              "train_images": len(train_set), "val_images": len(val_set),
               "accuracy_splits": ["val", *([held_out["split"]] if held_out else [])],
               "label_resolution": [360, 480], "input_resolution": list(eval_size)},
         model=model.config.to_dict(), parameters=sum(p.numel() for p in model.parameters()),
