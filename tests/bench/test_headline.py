@@ -158,25 +158,6 @@ def test_compress_run_scores_a_held_out_split_beside_val(tiny_checkpoint, tmp_pa
     assert setup.cached_report(tmp_path / "run")["held_out"] == report["held_out"]
 
 
-def _camvid_tree(root: Path, videos: dict[str, list[str]], size: tuple[int, int] = (36, 48)) -> Path:
-    """A SegNet-layout CamVid folder: per split, the frames of each named video (random images and labels)."""
-    import numpy as np
-    from PIL import Image
-
-    rng = np.random.default_rng(0)
-    for split, names in videos.items():
-        lines = []
-        for i, video in enumerate(names):
-            name = f"{video}_{i:06d}.png"
-            for folder, array in ((split, rng.integers(0, 256, (*size, 3))), (f"{split}annot",
-                                                                             rng.integers(0, 12, size))):
-                (root / folder).mkdir(parents=True, exist_ok=True)
-                Image.fromarray(array.astype(np.uint8)).save(root / folder / name)
-            lines.append(f"{split}/{name} {split}annot/{name}\n")
-        (root / f"{split}.txt").write_text("".join(lines))
-    return root
-
-
 @pytest.mark.slow
 def test_camvid_baseline_finishing_stage_starts_from_the_first_and_scores_at_its_size(tmp_path, monkeypatch):
     """--finish-size: the second stage fine-tunes the cached first stage, is scored at its own size on val and
@@ -187,6 +168,7 @@ def test_camvid_baseline_finishing_stage_starts_from_the_first_and_scores_at_its
 
     import segprune.train
     from segprune.models import load_checkpoint
+    from tests.data.conftest import camvid_tree
 
     torch.set_num_threads(1)
     baseline = _load("camvid_baseline")
@@ -197,7 +179,9 @@ def test_camvid_baseline_finishing_stage_starts_from_the_first_and_scores_at_its
         return fit(model, *args, **kwargs)
 
     monkeypatch.setattr(segprune.train, "fit", recording_fit)
-    root = _camvid_tree(tmp_path / "camvid", {"train": ["0001TP"] * 4 + ["0006R0"] * 2, "val": ["0016E5"] * 2})
+    frames = {"train": [f"0001TP_{i:06d}" for i in range(4)] + [f"0006R0_{i:06d}" for i in range(2)],
+              "val": [f"0016E5_{i:06d}" for i in range(2)]}
+    root = camvid_tree(tmp_path / "camvid", frames, size=(36, 48))
     argv = ["--camvid", str(root), "--size", "32x48", "--epochs", "1", "--batch-size", "2", "--held-out", "0006R0",
             "--cache", str(tmp_path / "cache" / "r18"), "--out", str(tmp_path / "base.json"), "--threads", "1",
             "--finish-size", "48x64", "--finish-epochs", "1"]

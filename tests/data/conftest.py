@@ -36,6 +36,18 @@ def random_image(h: int, w: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
 
 
+def camvid_tree(root: Path, frames: dict[str, list[str]], size: tuple[int, int] = (8, 8)) -> Path:
+    """A SegNet-layout CamVid folder holding the named frames (``<video>_<number>``) of each split:
+    random images, all-zero labels, and the split lists; returns ``root``. Frame names carry the
+    video, so the held-out-video splits can be built from it."""
+    for split, names in frames.items():
+        for i, name in enumerate(names):
+            save_png(root / split / f"{name}.png", random_image(*size, seed=i))
+            save_png(root / f"{split}annot" / f"{name}.png", np.zeros(size, np.uint8))
+        (root / f"{split}.txt").write_text("".join(f"{split}/{n}.png {split}annot/{n}.png\n" for n in names))
+    return root
+
+
 @pytest.fixture
 def png() -> Callable[..., Path]:
     """``png(path, array, palette=None)`` writes a PNG (see :func:`save_png`)."""

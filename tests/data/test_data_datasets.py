@@ -103,15 +103,10 @@ def test_voc_palette_masks_with_border(tmp_path, nest, png, rgb):
 
 
 def test_camvid_sequence_held_out_splits(tmp_path):
-    from tests.data.conftest import random_image, save_png
+    from tests.data.conftest import camvid_tree
 
-    frames = {"train": ["0001TP_000010", "0006R0_000020", "0016E5_000030", "0016E5_000040"],
-              "val": ["0016E5_000050"]}
-    for split, names in frames.items():
-        for i, name in enumerate(names):
-            save_png(tmp_path / split / f"{name}.png", random_image(8, 8, seed=i))
-            save_png(tmp_path / f"{split}annot" / f"{name}.png", np.zeros((8, 8), np.uint8))
-        (tmp_path / f"{split}.txt").write_text("".join(f"{split}/{n}.png {split}annot/{n}.png\n" for n in names))
+    camvid_tree(tmp_path, {"train": ["0001TP_000010", "0006R0_000020", "0016E5_000030", "0016E5_000040"],
+                           "val": ["0016E5_000050"]})
     without = CamVid(tmp_path, "train-without-0016E5")
     assert [s.id for s in without.samples] == ["0001TP_000010", "0006R0_000020"]
     assert without.videos == {"0001TP": 1, "0006R0": 1}
