@@ -34,12 +34,18 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 GOALS = {"macs_fraction": 0.33, "loss_vs_control": 1.0, "speedup_ort_fp32": 2.5, "int8_delta_miou": 0.5,
          "paired_spectral_minus_l1": 1.0}
+# What must be equal for reports to sit on one Pareto curve: the same baseline (path and val score, so a
+# retrained baseline at the same path is caught), input size, band, pruning scope and fine-tuning budget.
+# The control prunes nothing, so reports share it when the baseline and budget agree.
+CONTROL_KEYS = ("baseline", "baseline_miou", "size", "epochs", "lr", "kd", "accuracy_split")
+CURVE_KEYS = (*CONTROL_KEYS, "keep_freq", "scope", "prune_steps", "feature_kd")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--pareto", type=Path, nargs="+", default=sorted(RESULTS.glob("pareto_macs*.json")),
-                        help="finetune_budget.py reports, one per MACs target (default: results/pareto_macs*.json)")
+    parser.add_argument("--pareto", type=Path, nargs="+", default=None,
+                        help="finetune_budget.py reports, one per MACs target, all of one baseline and budget "
+                             "(default: those of results/pareto_macs*.json that share the headline report's)")
     parser.add_argument("--headline-macs", type=float, default=0.33, help="MACs target of the headline point")
     parser.add_argument("--ranking", default="spectral-l1", help="the headline's channel ranking")
     parser.add_argument("--seed", type=int, default=0, help="the headline run whose model is exported and timed")
@@ -51,6 +57,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="ONNX exports (replaced on every run)")
     parser.add_argument("--out", type=Path, default=RESULTS / "headline.json", help="JSON written here (atomically)")
     args = parser.parse_args(argv)
+    explicit = args.pareto is not None
+    args.pareto = args.pareto if explicit else sorted(RESULTS.glob("pareto_macs*.json"))
     if not args.pareto:
         print("no Pareto runs: run benchmarks/finetune_budget.py --control --target-macs X --out "
               "benchmarks/results/pareto_macsX.json first", file=sys.stderr)
@@ -62,16 +70,37 @@ def main(argv: list[str] | None = None) -> int:
 
     started = time.perf_counter()
     reports = [load_json(p) for p in args.pareto]
-    curve = pareto(reports)
-    point = headline(reports, args.headline_macs, args.ranking)
-    if point is None:
+    head = at_target(reports, args.headline_macs)
+    if head is None:
         print(f"no Pareto run has target {args.headline_macs:g}: pass its JSON with --pareto", file=sys.stderr)
         return 2
-    model = next((r["checkpoint"] for r in point["report"]["runs"]
+    on_curve = []
+    for path, report in zip(args.pareto, reports, strict=True):
+        why = mismatch(report, head, CURVE_KEYS)
+        if why and explicit:
+            print(f"{path} is not on the headline's curve ({why}): pass reports of one baseline and budget",
+                  file=sys.stderr)
+            return 2
+        if why:
+            print(f"leaving out {path.name}: {why}", file=sys.stderr)
+        else:
+            on_curve.append(report)
+    reports = on_curve
+    try:
+        curve = pareto(reports)
+        point = headline(reports, args.headline_macs, args.ranking)
+    except ValueError as err:
+        print(err, file=sys.stderr)
+        return 2
+    model = next((r.get("checkpoint") for r in point["report"]["runs"]
                   if r["importance"] == args.ranking and r["seed"] == args.seed), None)
     if model is None:
         print(f"no {args.ranking} run with seed {args.seed} recorded its checkpoint: rerun finetune_budget.py "
               "with --reuse to rewrite the JSON", file=sys.stderr)
+        return 2
+    if not (ROOT / model).is_file():
+        print(f"the headline model {model} is not on this machine: rerun the finetune_budget.py command of "
+              f"{args.headline_macs:g} (its cache is not committed)", file=sys.stderr)
         return 2
     baseline = point["report"]["baseline"]
     size = tuple(parse_size(point["report"]["size"]))
@@ -107,11 +136,50 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def recipe(report: dict) -> dict:
+    """The fields of CURVE_KEYS, the baseline's val score taken from the runs (every run records it)."""
+    return {**{key: report.get(key) for key in CURVE_KEYS}, "baseline_miou": report["runs"][0]["miou_original"]}
+
+
+def mismatch(report: dict, reference: dict, keys: tuple[str, ...]) -> str | None:
+    """The first of ``keys`` in which the two reports differ, as 'key a != b'; None when they agree."""
+    mine, theirs = recipe(report), recipe(reference)
+    return next((f"{key} {mine[key]} != {theirs[key]}" for key in keys if mine[key] != theirs[key]), None)
+
+
+def controls(reports: list[dict], reference: dict) -> dict[int, float]:
+    """The control's val mIoU by seed, pooled over the reports that share ``reference``'s baseline and budget.
+
+    The control prunes nothing, so every MACs target of one budget shares it (finetune_budget.py caches
+    it once); a report run without ``--control`` takes it from another. Two different figures for one
+    seed mean two different controls: that is an error, not a choice.
+    """
+    pooled: dict[int, float] = {}
+    for report in reports:
+        if mismatch(report, reference, CONTROL_KEYS):
+            continue
+        for run in report["runs"]:
+            if run["importance"] != "control":
+                continue
+            if pooled.setdefault(run["seed"], run["miou"]) != run["miou"]:
+                raise ValueError(f"two controls for seed {run['seed']} ({pooled[run['seed']]:.4f} and "
+                                 f"{run['miou']:.4f}) in reports of one baseline and budget: rerun one with --reuse")
+    return dict(sorted(pooled.items()))
+
+
 def pareto(reports: list[dict]) -> list[dict]:
-    """One row per MACs target and arm: median, min and max val mIoU over seeds."""
+    """One row per MACs target and ranking, and one for the control they share: median, min and max val
+    mIoU over seeds."""
     rows = []
+    pooled = controls(reports, reports[0]) if reports else {}
+    if pooled:
+        rows.append({"target_macs": None, "arm": "control", "macs_fraction": 1.0, "seeds": list(pooled),
+                     "miou_runs": list(pooled.values()), "miou_median": statistics.median(pooled.values()),
+                     "miou_min": min(pooled.values()), "miou_max": max(pooled.values())})
     for report in reports:
         for arm in report["summary"]:
+            if arm == "control":
+                continue
             runs = [r for r in report["runs"] if r["importance"] == arm]
             mious = [r["miou"] for r in runs]
             rows.append({"target_macs": report.get("target_macs"), "arm": arm,
@@ -121,17 +189,22 @@ def pareto(reports: list[dict]) -> list[dict]:
     return rows
 
 
+def at_target(reports: list[dict], target: float) -> dict | None:
+    """The first report whose ``--target-macs`` was ``target``."""
+    return next((r for r in reports if r.get("target_macs") is not None and abs(r["target_macs"] - target) < 1e-9),
+                None)
+
+
 def headline(reports: list[dict], target: float, ranking: str) -> dict | None:
     """The runs at ``target``: the ranking's, L1's and the control's, and the per-seed difference to L1."""
-    report = next((r for r in reports if r.get("target_macs") is not None and abs(r["target_macs"] - target) < 1e-9),
-                  None)
+    report = at_target(reports, target)
     if report is None:
         return None
 
     def by_seed(arm: str) -> dict[int, float]:
         return {r["seed"]: r["miou"] for r in report["runs"] if r["importance"] == arm}
 
-    mine, l1, control = by_seed(ranking), by_seed("l1"), by_seed("control")
+    mine, l1, control = by_seed(ranking), by_seed("l1"), controls(reports, report)
     fractions = [r["macs_fraction"] for r in report["runs"] if r["importance"] == ranking]
     return {"report": report, "macs_fraction": statistics.median(fractions), "miou_runs": mine,
             "miou_median": statistics.median(mine.values()), "control_runs": control,

@@ -23,11 +23,14 @@ def _load(name: str):
     return module
 
 
-def _report(target: float, mious: dict[str, list[float]], fraction: float) -> dict:
-    runs = [{"importance": arm, "seed": seed, "miou": miou, "miou_original": 58.0,
+def _report(target: float, mious: dict[str, list[float]], fraction: float, baseline: str = "base.safetensors",
+            original: float = 58.0) -> dict:
+    runs = [{"importance": arm, "seed": seed, "miou": miou, "miou_original": original,
              "macs_fraction": 1.0 if arm == "control" else fraction}
-            for seed in range(3) for arm, values in mious.items() for miou in [values[seed]]]
-    return {"target_macs": target, "runs": runs, "summary": {arm: {} for arm in mious}, "command": "x"}
+            for seed in range(len(next(iter(mious.values())))) for arm, values in mious.items()
+            for miou in [values[seed]]]
+    return {"target_macs": target, "runs": runs, "summary": {arm: {} for arm in mious}, "command": "x",
+            "baseline": baseline, "size": "176x240", "epochs": 8, "lr": 5e-4, "kd": 1.0, "keep_freq": 0.75}
 
 
 def test_headline_pairs_rankings_by_seed_and_takes_medians():
@@ -40,7 +43,49 @@ def test_headline_pairs_rankings_by_seed_and_takes_medians():
     assert headline.headline(reports, 0.25, "spectral-l1") is None
     rows = {(r["target_macs"], r["arm"]): r for r in headline.pareto(reports)}
     assert rows[(0.5, "l1")]["miou_median"] == 57 and rows[(0.33, "spectral-l1")]["miou_min"] == 56
-    assert rows[(0.33, "control")]["macs_fraction"] == 1.0 and rows[(0.5, "spectral-l1")]["seeds"] == [0, 1, 2]
+    assert rows[(None, "control")]["macs_fraction"] == 1.0 and rows[(0.5, "spectral-l1")]["seeds"] == [0, 1, 2]
+    assert rows[(None, "control")]["miou_runs"] == [59, 59.5, 60]  # one control, shared, not one per target
+    assert len(rows) == 5
+
+
+def test_pareto_points_share_the_control_of_their_baseline_and_budget_only():
+    """A target run without --control takes the control of the same baseline and budget; a retrained
+    baseline at the same path (another val score) or another budget is not on the curve."""
+    headline = _load("headline")
+    with_control = _report(0.33, {"control": [59, 60], "spectral-l1": [57, 56], "l1": [55, 57]}, 0.33)
+    without = _report(0.25, {"spectral-l1": [54, 53], "l1": [54, 52]}, 0.25)
+    point = headline.headline([without, with_control], 0.25, "spectral-l1")
+    assert point["control_runs"] == {0: 59, 1: 60} and point["control_median"] == 59.5
+    assert headline.mismatch(without, with_control, headline.CURVE_KEYS) is None
+    retrained = _report(0.25, {"spectral-l1": [54, 53]}, 0.25, original=57.1)
+    assert headline.mismatch(retrained, with_control, headline.CURVE_KEYS) == "baseline_miou 57.1 != 58.0"
+    assert headline.headline([retrained, with_control], 0.25, "spectral-l1")["control_runs"] == {}
+    longer = {**without, "epochs": 20}
+    assert headline.mismatch(longer, with_control, headline.CURVE_KEYS) == "epochs 20 != 8"
+    other = _report(0.5, {"control": [58, 60], "l1": [50, 51]}, 0.5)
+    with pytest.raises(ValueError, match="two controls for seed 0"):
+        headline.pareto([with_control, other])
+
+
+def test_headline_cli_leaves_out_reports_of_another_baseline_or_refuses_them_when_named(tmp_path, capsys):
+    """The default glob also finds the held-out video's report (another baseline): it is left out of the
+    curve, with a line saying why; named with --pareto, it is refused before any export."""
+    import json
+
+    headline = _load("headline")
+    mine = tmp_path / "pareto_macs0.33.json"
+    mine.write_text(json.dumps(_report(0.33, {"control": [59, 60], "spectral-l1": [57, 56]}, 0.33)))
+    held = tmp_path / "pareto_macs0.33_without_0006R0.json"
+    held.write_text(json.dumps(_report(0.33, {"control": [55, 56], "spectral-l1": [51, 52]}, 0.31,
+                                       baseline="without.safetensors", original=55.3)))
+    assert headline.main(["--pareto", str(mine), str(held), "--out", str(tmp_path / "h.json")]) == 2
+    assert "is not on the headline's curve (baseline without.safetensors != base.safetensors)" in \
+        capsys.readouterr().err
+    headline.RESULTS = tmp_path
+    assert headline.main(["--out", str(tmp_path / "h.json")]) == 2  # its runs recorded no checkpoint
+    err = capsys.readouterr().err
+    assert "leaving out pareto_macs0.33_without_0006R0.json: baseline" in err and "recorded its checkpoint" in err
+    assert not (tmp_path / "h.json").exists()
 
 
 def test_evidence_medians_pair_the_claim_with_its_control_by_seed():
