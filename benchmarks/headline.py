@@ -8,7 +8,8 @@ and, in this one run:
    over seeds, against the control and the baseline (``headline.png``);
 2. the headline point (``--headline-macs``): its runs and median, the control's, and
    spectral-l1 minus L1 paired per seed (same seed: same fine-tuning batches);
-3. speed: the headline model (seed ``--seed``) and the unpruned baseline exported to ONNX
+3. speed: the headline model (seed ``--seed``), the same ranking and seed at the other MACs
+   targets (where their checkpoints are on this machine) and the unpruned baseline exported to ONNX
    fp32 at every ``--latency-sizes`` and timed side by side, interleaved, in onnxruntime on
    the CPU with ``--threads`` threads (latency does not depend on the weights, only on the
    architecture, which every seed shares);
@@ -104,8 +105,19 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     baseline = point["report"]["baseline"]
     size = tuple(parse_size(point["report"]["size"]))
+    others = other_points(reports, point["report"], args.ranking, args.seed)
+    for name, path in list(others.items()):
+        if not (ROOT / path).is_file():
+            print(f"not timing {name}: {path} is not on this machine", file=sys.stderr)
+            del others[name]
     deploy = measure_deployment(ROOT / baseline, ROOT / model, f"camvid:{args.camvid}", size,
-                                [tuple(parse_size(s)) for s in args.latency_sizes.split(",")], args)
+                                [tuple(parse_size(s)) for s in args.latency_sizes.split(",")], args,
+                                {name: ROOT / path for name, path in others.items()})
+    timed = {**deploy["summary"]["pareto_speedup_ort_fp32"],
+             f"macs{args.headline_macs:g}": deploy["summary"]["speedup_ort_fp32"]}
+    for row in curve:
+        if row["arm"] == args.ranking and row["target_macs"] is not None:
+            row["speedup_ort_fp32"] = timed.get(f"macs{row['target_macs']:g}")
     summary = {
         "macs_fraction": point["macs_fraction"], "ranking": args.ranking,
         "miou_runs": point["miou_runs"], "miou_median": point["miou_median"],
@@ -213,22 +225,34 @@ def headline(reports: list[dict], target: float, ranking: str) -> dict | None:
             "paired": {seed: mine[seed] - l1[seed] for seed in sorted(mine) if seed in l1}}
 
 
+def other_points(reports: list[dict], head: dict, ranking: str, seed: int) -> dict[str, str]:
+    """The checkpoint of ``ranking``'s run ``seed`` at every MACs target but the headline's, by 'macs<target>'."""
+    return {f"macs{report['target_macs']:g}": run["checkpoint"] for report in reports if report is not head
+            for run in report["runs"]
+            if run["importance"] == ranking and run["seed"] == seed and run.get("checkpoint")}
+
+
 def measure_deployment(baseline: Path, model: Path, data: str, size: tuple[int, int],
-                       latency_sizes: list[tuple[int, int]], args: argparse.Namespace) -> dict:
-    """Export both models through the library, time them interleaved per size, score int8 against fp32."""
+                       latency_sizes: list[tuple[int, int]], args: argparse.Namespace,
+                       others: dict[str, Path] | None = None) -> dict:
+    """Export the models through the library, time them interleaved per size, score int8 against fp32.
+
+    ``others``: the ranking's models at the other MACs targets, timed in the same interleaved rounds so
+    the curve has a speed-up per point (latency depends on the architecture only, not on the seed).
+    """
     import torch
 
     from segprune.bench import BenchSettings, bench, open_runner
     from segprune.models import load_checkpoint
 
     torch.set_num_threads(args.threads)
-    models = {"unpruned": load_checkpoint(baseline)[0], "headline": load_checkpoint(model)[0]}
+    paths = {"unpruned": baseline, "headline": model, **(others or {})}
+    models = {name: load_checkpoint(path)[0] for name, path in paths.items()}
 
     def export(name: str, at: tuple[int, int], precisions: tuple[str, ...]) -> Path:
         out = args.cache / f"{name}_{at[0]}x{at[1]}"
         print(f"exporting {name} at {at[0]}x{at[1]}: {','.join(precisions)}", file=sys.stderr, flush=True)
-        export_camvid(models[name], out, at, precisions, data,
-                      {"checkpoint": str(model if name == "headline" else baseline), "data": data})
+        export_camvid(models[name], out, at, precisions, data, {"checkpoint": str(paths[name]), "data": data})
         return out
 
     runs = {}
@@ -241,6 +265,7 @@ def measure_deployment(baseline: Path, model: Path, data: str, size: tuple[int, 
     summary = {"int8_miou": by["headline int8"]["accuracy"]["miou"], "fp32_onnx_miou": by["headline fp32"]["accuracy"]["miou"]}
     summary["int8_delta_miou"] = summary["int8_miou"] - summary["fp32_onnx_miou"]
     summary["speedup_ort_fp32"], summary["p50_ms"] = {}, {}
+    summary["pareto_speedup_ort_fp32"] = {name: {} for name in models if name not in ("unpruned", "headline")}
     for at in latency_sizes:
         key = f"{at[0]}x{at[1]}"
         runners = {name: open_runner(export(name, at, ("fp32",)) / "model.fp32.onnx", "onnxruntime",
@@ -251,6 +276,8 @@ def measure_deployment(baseline: Path, model: Path, data: str, size: tuple[int, 
         p50 = {r["label"]: r["latency"]["p50_ms"] for r in runs[key]["results"]}
         summary["p50_ms"][key] = p50
         summary["speedup_ort_fp32"][key] = p50["unpruned"] / p50["headline"]
+        for name in summary["pareto_speedup_ort_fp32"]:
+            summary["pareto_speedup_ort_fp32"][name][key] = p50["unpruned"] / p50[name]
     return {"summary": summary, "runs": runs}
 
 
@@ -265,6 +292,10 @@ def plot(curve: list[dict], summary: dict, path: Path) -> None:
         x = [r["macs_fraction"] for r in rows]
         ax.plot(x, [r["miou_median"] for r in rows], "o-", color=f"C{i}", label=f"{arm} (median)")
         ax.vlines(x, [r["miou_min"] for r in rows], [r["miou_max"] for r in rows], color=f"C{i}", alpha=0.5)
+        for r in rows:
+            if speed := r.get("speedup_ort_fp32"):
+                ax.annotate(" / ".join(f"{v:.2f}x" for v in speed.values()), (r["macs_fraction"], r["miou_min"]),
+                            textcoords="offset points", xytext=(0, -11), ha="center", fontsize=6, color=f"C{i}")
     control = [m for r in curve if r["arm"] == "control" for m in r["miou_runs"]]
     if control:
         ax.axhspan(min(control), max(control), color="grey", alpha=0.2)
@@ -274,8 +305,10 @@ def plot(curve: list[dict], summary: dict, path: Path) -> None:
     ax.axhline(summary["baseline_miou"], color="black", ls="--", lw=0.8,
                label=f"baseline ({summary['baseline_miou']:.2f})")
     ax.axvline(GOALS["macs_fraction"], color="C3", ls=":", lw=0.8)
+    sizes = " / ".join(summary["speedup_ort_fp32"])
     ax.set(xlabel="fraction of the unpruned model's MACs", ylabel="CamVid val mIoU %",
-           title="DeepLabV3+ R18 on CamVid: same fine-tuning budget for every point")
+           title="DeepLabV3+ R18 on CamVid: same fine-tuning budget for every point\n"
+                 f"(under the points: onnxruntime CPU fp32 speed-up at {sizes}, one interleaved run)")
     ax.title.set_fontsize(9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)

@@ -67,6 +67,18 @@ def test_pareto_points_share_the_control_of_their_baseline_and_budget_only():
         headline.pareto([with_control, other])
 
 
+def test_other_points_are_the_rankings_same_seed_at_every_other_target():
+    """The models timed beside the headline: one per other MACs target, same ranking and seed."""
+    headline = _load("headline")
+    reports = [_report(t, {"spectral-l1": [50, 51], "l1": [50, 51]}, t) for t in (0.5, 0.33, 0.25)]
+    for report in reports:
+        for run in report["runs"]:
+            run["checkpoint"] = f"{report['target_macs']}/{run['importance']}_{run['seed']}"
+    reports[2]["runs"][0].pop("checkpoint")  # spectral-l1 seed 0 at 0.25 recorded none
+    assert headline.other_points(reports, reports[1], "spectral-l1", 0) == {"macs0.5": "0.5/spectral-l1_0"}
+    assert headline.other_points(reports, reports[1], "l1", 1) == {"macs0.5": "0.5/l1_1", "macs0.25": "0.25/l1_1"}
+
+
 def test_headline_cli_leaves_out_reports_of_another_baseline_or_refuses_them_when_named(tmp_path, capsys):
     """The default glob also finds the held-out video's report (another baseline): it is left out of the
     curve, with a line saying why; named with --pareto, it is refused before any export."""
