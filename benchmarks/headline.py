@@ -56,8 +56,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=20, help="timed runs per model, round and size")
     parser.add_argument("--cache", type=Path, default=ROOT / "benchmarks" / "cache" / "headline",
                         help="ONNX exports (replaced on every run)")
-    parser.add_argument("--out", type=Path, default=RESULTS / "headline.json", help="JSON written here (atomically)")
+    parser.add_argument("--curve-only", action="store_true",
+                        help="the Pareto curve and the headline's accuracy only: no export, no timing, no int8 "
+                             "(needs no checkpoint; written to results/pareto.json unless --out is given)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="JSON written here, atomically (default: results/headline.json, or results/pareto.json "
+                             "with --curve-only)")
     args = parser.parse_args(argv)
+    args.out = args.out or RESULTS / ("pareto.json" if args.curve_only else "headline.json")
     explicit = args.pareto is not None
     args.pareto = args.pareto if explicit else sorted(RESULTS.glob("pareto_macs*.json"))
     if not args.pareto:
@@ -95,29 +101,33 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     model = next((r.get("checkpoint") for r in point["report"]["runs"]
                   if r["importance"] == args.ranking and r["seed"] == args.seed), None)
-    if model is None:
+    if args.curve_only:
+        model = None
+    elif model is None:
         print(f"no {args.ranking} run with seed {args.seed} recorded its checkpoint: rerun finetune_budget.py "
               "with --reuse to rewrite the JSON", file=sys.stderr)
         return 2
-    if not (ROOT / model).is_file():
+    elif not (ROOT / model).is_file():
         print(f"the headline model {model} is not on this machine: rerun the finetune_budget.py command of "
               f"{args.headline_macs:g} (its cache is not committed)", file=sys.stderr)
         return 2
     baseline = point["report"]["baseline"]
-    size = tuple(parse_size(point["report"]["size"]))
-    others = other_points(reports, point["report"], args.ranking, args.seed)
-    for name, path in list(others.items()):
-        if not (ROOT / path).is_file():
-            print(f"not timing {name}: {path} is not on this machine", file=sys.stderr)
-            del others[name]
-    deploy = measure_deployment(ROOT / baseline, ROOT / model, f"camvid:{args.camvid}", size,
-                                [tuple(parse_size(s)) for s in args.latency_sizes.split(",")], args,
-                                {name: ROOT / path for name, path in others.items()})
-    timed = {**deploy["summary"]["pareto_speedup_ort_fp32"],
-             f"macs{args.headline_macs:g}": deploy["summary"]["speedup_ort_fp32"]}
-    for row in curve:
-        if row["arm"] == args.ranking and row["target_macs"] is not None:
-            row["speedup_ort_fp32"] = timed.get(f"macs{row['target_macs']:g}")
+    deploy: dict = {"summary": {}, "runs": {}}
+    if model is not None:
+        size = tuple(parse_size(point["report"]["size"]))
+        others = other_points(reports, point["report"], args.ranking, args.seed)
+        for name, path in list(others.items()):
+            if not (ROOT / path).is_file():
+                print(f"not timing {name}: {path} is not on this machine", file=sys.stderr)
+                del others[name]
+        deploy = measure_deployment(ROOT / baseline, ROOT / model, f"camvid:{args.camvid}", size,
+                                    [tuple(parse_size(s)) for s in args.latency_sizes.split(",")], args,
+                                    {name: ROOT / path for name, path in others.items()})
+        timed = {**deploy["summary"]["pareto_speedup_ort_fp32"],
+                 f"macs{args.headline_macs:g}": deploy["summary"]["speedup_ort_fp32"]}
+        for row in curve:
+            if row["arm"] == args.ranking and row["target_macs"] is not None:
+                row["speedup_ort_fp32"] = timed.get(f"macs{row['target_macs']:g}")
     summary = {
         "macs_fraction": point["macs_fraction"], "ranking": args.ranking,
         "miou_runs": point["miou_runs"], "miou_median": point["miou_median"],
@@ -132,12 +142,13 @@ def main(argv: list[str] | None = None) -> int:
     goals = {
         "macs_fraction": summary["macs_fraction"] <= GOALS["macs_fraction"] + 5e-3,
         "within_1_of_control": summary["loss_vs_control"] <= GOALS["loss_vs_control"],
-        "speedup_ort_fp32": all(v >= GOALS["speedup_ort_fp32"] for v in summary["speedup_ort_fp32"].values()),
-        "int8_within_0.5": abs(summary["int8_delta_miou"]) <= GOALS["int8_delta_miou"],
         "paired_spectral_minus_l1": (len(point["paired"]) >= 3
                                      and summary["paired_mean"] >= GOALS["paired_spectral_minus_l1"]),
     }
-    report = make_report("bench.headline", command="python benchmarks/headline.py " + " ".join(
+    if model is not None:
+        goals["speedup_ort_fp32"] = all(v >= GOALS["speedup_ort_fp32"] for v in summary["speedup_ort_fp32"].values())
+        goals["int8_within_0.5"] = abs(summary["int8_delta_miou"]) <= GOALS["int8_delta_miou"]
+    report = make_report("bench.pareto" if model is None else "bench.headline", command="python benchmarks/headline.py " + " ".join(
         argv if argv is not None else sys.argv[1:]), pareto_commands=[r["command"] for r in reports],
         model=model, baseline=baseline, **summary, goals=goals, pareto=curve, deployment=deploy["runs"],
         seconds=time.perf_counter() - started)
@@ -305,10 +316,10 @@ def plot(curve: list[dict], summary: dict, path: Path) -> None:
     ax.axhline(summary["baseline_miou"], color="black", ls="--", lw=0.8,
                label=f"baseline ({summary['baseline_miou']:.2f})")
     ax.axvline(GOALS["macs_fraction"], color="C3", ls=":", lw=0.8)
-    sizes = " / ".join(summary["speedup_ort_fp32"])
+    sizes = " / ".join(summary.get("speedup_ort_fp32", {}))
     ax.set(xlabel="fraction of the unpruned model's MACs", ylabel="CamVid val mIoU %",
-           title="DeepLabV3+ R18 on CamVid: same fine-tuning budget for every point\n"
-                 f"(under the points: onnxruntime CPU fp32 speed-up at {sizes}, one interleaved run)")
+           title="DeepLabV3+ R18 on CamVid: same fine-tuning budget for every point" + (
+               f"\n(under the points: onnxruntime CPU fp32 speed-up at {sizes}, one interleaved run)" if sizes else ""))
     ax.title.set_fontsize(9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)

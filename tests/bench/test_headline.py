@@ -98,6 +98,14 @@ def test_headline_cli_leaves_out_reports_of_another_baseline_or_refuses_them_whe
     err = capsys.readouterr().err
     assert "leaving out pareto_macs0.33_without_0006R0.json: baseline" in err and "recorded its checkpoint" in err
     assert not (tmp_path / "h.json").exists()
+    (tmp_path / "pareto_macs0.25.json").write_text(json.dumps(_report(0.25, {"spectral-l1": [54, 55]}, 0.25)))
+    assert headline.main(["--curve-only", "--out", str(tmp_path / "curve.json")]) == 0  # no checkpoint needed
+    curve = json.loads((tmp_path / "curve.json").read_text())
+    assert curve["control_runs"] == {"0": 59, "1": 60} and "speedup_ort_fp32" not in curve
+    assert sorted((r["target_macs"] or 1, r["miou_median"]) for r in curve["pareto"]) == [(0.25, 54.5), (0.33, 56.5),
+                                                                                          (1, 59.5)]
+    assert (tmp_path / "curve.png").stat().st_size > 0 and set(curve["goals"]) == {
+        "macs_fraction", "within_1_of_control", "paired_spectral_minus_l1"}
 
 
 def test_evidence_medians_pair_the_claim_with_its_control_by_seed():
