@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     from segprune.data import EvalTransform, TrainTransform, build_dataset, make_loader
     from segprune.io import save_json
     from segprune.models import create_model, load_checkpoint
-    from segprune.report import make_report, metrics_table
+    from segprune.report import command_line, make_report, metrics_table
     from segprune.train import TrainConfig, evaluate, fit, seed_everything
 
     if args.threads:
@@ -153,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     history = train_summary["history"]
     report = make_report(
         "bench.camvid_baseline",
-        command=" ".join([Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])]),
+        command=command_line(__file__, argv, ROOT),
         data={"dataset": "CamVid (SegNet split)", "train_split": train_split,
               "train_images": len(train_set), "val_images": len(val_set),
               "accuracy_splits": ["val", *([held_out["split"]] if held_out else [])],

@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     from segprune.compress import CompressConfig, compress_, count_macs
     from segprune.data import TrainTransform, build_dataset
     from segprune.io import save_json
-    from segprune.report import format_table, make_report
+    from segprune.report import command_line, format_table, make_report
     from segprune.train import TrainConfig, evaluate, fit, seed_everything
 
     setup = load_setup(args.camvid, args.baseline, args.size, args.calib_images)
@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
                                "gmacs": rows[0]["gmacs"], "seeds": seeds, "miou": [r["miou"] for r in rows],
                                "miou_median": statistics.median(r["miou"] for r in rows)})
     report = make_report(
-        "bench.compression", command="python benchmarks/compression.py " + " ".join(argv or sys.argv[1:]),
+        "bench.compression", command=command_line(__file__, argv, ROOT),
         accuracy_split=VAL_SPLIT,
         baseline={"checkpoint": str(args.baseline.name), "gmacs": base_macs / 1e9, "miou": baseline_metrics.miou,
                   "macc": baseline_metrics.macc},

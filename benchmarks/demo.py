@@ -31,6 +31,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from segprune.demo import DemoConfig, run_demo
     from segprune.io import save_json
+    from segprune.report import command_line
 
     cfg = DemoConfig(threads=args.threads, progress=False)
     with tempfile.TemporaryDirectory() as scratch:
@@ -39,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
         report = run_demo(cfg, work)
         seconds = time.perf_counter() - started
         shutil.copy(Path(work) / "demo.png", args.out.with_suffix(".png"))
-    report = {**report, "command": "python benchmarks/demo.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+    report = {**report, "command": command_line(__file__, argv, ROOT),
               "wall_seconds": seconds, "figures": [_shown(args.out.with_suffix(".png"))]}
     report.pop("training", None)  # per-epoch history: in the demo's own output folder, not needed here
     save_json(args.out, report)

@@ -71,13 +71,13 @@ def main(argv: list[str] | None = None) -> int:
 
     from segprune.cli.common import parse_size
     from segprune.io import load_json, save_json
-    from segprune.report import make_report
+    from segprune.report import command_line, make_report
 
     torch.set_num_threads(2)
     size = parse_size(args.size)
     seeds = [int(s) for s in args.seeds.split(",")]
     spec = f"camvid:{args.camvid}"
-    command = "python benchmarks/evidence.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    command = command_line(__file__, argv, ROOT)
     for claim in claims:
         started = time.perf_counter()
         if claim == "spectral":

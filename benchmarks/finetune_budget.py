@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     from segprune.cli.common import parse_size
     from segprune.compress import CompressConfig
     from segprune.io import save_json
-    from segprune.report import make_report
+    from segprune.report import command_line, make_report
     from segprune.train import FinetuneConfig
 
     if not has_baseline(args.baseline):
@@ -141,8 +141,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.held_out:
             unseen = [r["miou_held_out"] for r in runs if r["importance"] == importance]
             summary[importance].update(held_out_miou_median=statistics.median(unseen), held_out_miou_runs=unseen)
-    report = make_report("bench.finetune_budget", command="python benchmarks/finetune_budget.py "
-                         + " ".join(argv if argv is not None else sys.argv[1:]),
+    report = make_report("bench.finetune_budget", command=command_line(__file__, argv, ROOT),
                          config=config, accuracy_split=VAL_SPLIT + (
                              f"; held_out: CamVid video {args.held_out}, left out of training" if args.held_out else ""),
                          baseline=str(args.baseline), size=args.size, keep_freq=args.keep_freq,

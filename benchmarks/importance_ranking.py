@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     from segprune.compress import PruneConfig, prune_
     from segprune.compress.importance import IMPORTANCES, SpectralImportance, accumulate_gradients, tp
     from segprune.io import save_json
-    from segprune.report import format_table, make_report
+    from segprune.report import command_line, format_table, make_report
     from segprune.train import evaluate
 
     setup = load_setup(args.camvid, args.baseline, args.size, args.calib_images)
@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name}: mIoU {metrics.miou:.2f}", file=sys.stderr, flush=True)
     report = make_report(
         "bench.importance_ranking",
-        command="python benchmarks/importance_ranking.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        command=command_line(__file__, argv, ROOT),
         accuracy_split=VAL_SPLIT,
         baseline={"checkpoint": args.baseline.name, "miou": base_miou}, input_size=list(size), keep_freq=args.keep,
         channel_ratio=args.ratio, scope=args.scope, trunc_mode=args.mode, calib_images=args.calib_images,

@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     from segprune.export import ExportConfig, ExportPlan, export_model
     from segprune.io import save_json
     from segprune.models import load_checkpoint
-    from segprune.report import make_report
+    from segprune.report import command_line, make_report
     from segprune.train import FinetuneConfig, TrainConfig, evaluate, finetune, fit, seed_everything
 
     if not (args.camvid / "train.txt").is_file():
@@ -163,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         rows[family]["speedup_ort_fp32"] = p50[f"{family}/baseline"] / p50[f"{family}/compressed"]
         rows[family]["delta_miou"] = rows[family]["compressed"]["miou"] - rows[family]["baseline"]["miou"]
     report = make_report("bench.own_models",
-                         command="python benchmarks/own_models.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+                         command=command_line(__file__, argv, ROOT),
                          data={"dataset": "CamVid (SegNet split)", "accuracy_split": VAL_SPLIT, "input_size": list(size),
                                "latency_input_size": list(lat_size)},
                          train=train_cfg.to_dict(), compress=compress_cfg.__dict__, finetune=ft_cfg.to_dict(),

@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     from segprune.regress.baselines import load_baselines
     from segprune.regress.planted import plant_slowdown
     from segprune.regress.remeasure import lazy_remeasurer
-    from segprune.report import make_report
+    from segprune.report import command_line, make_report
 
     if not args.model.is_file():
         print(f"{args.model} not found: run benchmarks/deployment.py first or pass --model", file=sys.stderr)
@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         "planted_median_p50_ms": statistics.median(r["p50_ms"] for r in slowed),
         "goal_no_false_alarm": rate(unchanged, True) == 0, "goal_all_caught": rate(slowed, True) == len(slowed),
     }
-    report = make_report("bench.regression_gate", command="benchmarks/regression_gate.py", model=str(args.model),
+    report = make_report("bench.regression_gate", command=command_line(__file__, argv, ROOT), model=str(args.model),
                          data=args.data, input_size=list(size), runs=args.runs, threads=args.threads,
                          tolerances={"latency": tol.latency, "remeasure": tol.remeasure}, baseline=base["results"][0],
                          unchanged=unchanged, planted_sizing=sizing, planted=slowed, summary=summary,

@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from segprune.data import build_dataset
     from segprune.io import save_json
-    from segprune.report import format_table, make_report
+    from segprune.report import command_line, format_table, make_report
     from segprune.spectral.analyze import analyze_labels
 
     if not (args.camvid / "train.txt").is_file():
@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     mem_small, mem_large = memory_stream(8), memory_stream(32)
     report = make_report(
         "bench.spectral_speed",
-        command="python benchmarks/spectral_speed.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        command=command_line(__file__, argv, ROOT),
         maps=n_maps, map_size=[360, 480], classes=splits[0].num_classes, workers=args.workers,
         batch_size=args.batch_size, repeats=args.repeats,
         segprune_seconds={"median": t_ours, "all": ours_times},

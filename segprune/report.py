@@ -12,7 +12,10 @@ import datetime as _dt
 import math
 import os
 import platform
+import shlex
+import sys
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 SCHEMA_VERSION = 1
@@ -72,6 +75,36 @@ def make_report(kind: str, **payload: Any) -> dict[str, Any]:
         "environment": environment(),
         **payload,
     }
+
+
+def command_line(script: str | os.PathLike, argv: Sequence[str] | None = None,
+                 root: str | os.PathLike | None = None) -> str:
+    """``python SCRIPT ARGS`` for a report's ``command``: what reruns the run that wrote it.
+
+    ``argv`` defaults to this process's arguments (a benchmark's ``main(argv)`` passes its own, so a
+    call from a test records the test's, not pytest's). Absolute paths inside ``root`` (default: the
+    current directory) or beside it (``../shared``) are written relative to ``root``, so a committed
+    report names no developer's machine and its command reruns from any checkout; arguments are
+    shell-quoted.
+    """
+    base = Path(root if root is not None else os.getcwd()).resolve()
+
+    def portable(arg: str) -> str:
+        if arg.startswith("--") and "=" in arg:
+            key, value = arg.split("=", 1)
+            return f"{key}={portable(value)}"
+        path = Path(arg)
+        if not path.is_absolute():
+            return arg
+        for anchor, prefix in ((base, ""), (base.parent, "../")):
+            try:
+                return prefix + str(path.resolve().relative_to(anchor))
+            except ValueError:
+                continue
+        return arg
+
+    args = sys.argv[1:] if argv is None else argv
+    return shlex.join(["python", portable(str(Path(script).resolve())), *map(portable, map(str, args))])
 
 
 def format_value(value: Any, digits: int = 2) -> str:
