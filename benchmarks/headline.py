@@ -148,8 +148,10 @@ def main(argv: list[str] | None = None) -> int:
     if model is not None:
         goals["speedup_ort_fp32"] = all(v >= GOALS["speedup_ort_fp32"] for v in summary["speedup_ort_fp32"].values())
         goals["int8_within_0.5"] = abs(summary["int8_delta_miou"]) <= GOALS["int8_delta_miou"]
-    report = make_report("bench.pareto" if model is None else "bench.headline", command=command_line(__file__, argv, ROOT), pareto_commands=[r["command"] for r in reports],
-        model=model, baseline=baseline, **summary, goals=goals, pareto=curve, deployment=deploy["runs"],
+    report = make_report(
+        "bench.pareto" if model is None else "bench.headline", command=command_line(__file__, argv, ROOT),
+        pareto_commands=[r["command"] for r in reports], model=model, baseline=baseline, **summary, goals=goals,
+        pareto=curve, deployment=deploy["runs"],
         seconds=time.perf_counter() - started)
     report["machine"] = report["environment"]
     save_json(args.out, report)
