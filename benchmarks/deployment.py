@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     from segprune.compress import CompressConfig
     from segprune.io import save_json
     from segprune.models import load_checkpoint
-    from segprune.report import command_line, make_report
+    from segprune.report import command_line, make_report, portable_path
     from segprune.train import FinetuneConfig
 
     if args.resummarize:
@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
                 mine = [r for r in payload["results"] if r["label"].startswith(f"{name}/")]
                 record_baselines(card, {"created": make_report("x")["created"], "results": mine})
     report = make_report("bench.deployment", command=command_line(__file__, argv, ROOT), data=data,
-                         baseline=str(args.baseline), variants={k: v[0] for k, v in variants.items()},
+                         baseline=portable_path(args.baseline, ROOT), variants={k: v[0] for k, v in variants.items()},
                          exports={f"{k[0]}_{k[1]}x{k[2]}": v for k, v in exports.items()}, runs=runs,
                          summary=summary, seconds=time.perf_counter() - started)
     save_json(args.out, report)

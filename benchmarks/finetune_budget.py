@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     from segprune.cli.common import parse_size
     from segprune.compress import CompressConfig
     from segprune.io import save_json
-    from segprune.report import command_line, make_report
+    from segprune.report import command_line, make_report, portable_path
     from segprune.train import FinetuneConfig
 
     if not has_baseline(args.baseline):
@@ -144,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     report = make_report("bench.finetune_budget", command=command_line(__file__, argv, ROOT),
                          config=config, accuracy_split=VAL_SPLIT + (
                              f"; held_out: CamVid video {args.held_out}, left out of training" if args.held_out else ""),
-                         baseline=str(args.baseline), size=args.size, keep_freq=args.keep_freq,
+                         baseline=portable_path(args.baseline, ROOT), size=args.size, keep_freq=args.keep_freq,
                          scope=args.scope, target_macs=args.target_macs, channel_ratio=ratio,
                          prune_steps=args.prune_steps, feature_kd=args.feature_kd, epochs=args.epochs, lr=args.lr,
                          kd=args.kd, runs=runs, summary=summary, seconds=time.perf_counter() - started)

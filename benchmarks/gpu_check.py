@@ -50,6 +50,7 @@ if str(ROOT) not in sys.path:  # runs from a checkout where segprune is not inst
 import torch  # noqa: E402
 
 from segprune.bench.timing import LatencyStats  # noqa: E402
+from segprune.report import command_line  # noqa: E402
 
 ARCHITECTURES = Path(__file__).with_name("gpu_check_architectures.json")
 # name -> (autocast dtype or None, channels_last, torch.compile mode or None)
@@ -283,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
     name = device_name(args.device)
     report: dict[str, Any] = {"schema": "segprune.gpu_check/1", "device": args.device, "device_name": name,
                               "torch": torch.__version__, "cuda": torch.version.cuda, "quick": args.quick,
-                              "command": "python benchmarks/gpu_check.py " + " ".join(argv or sys.argv[1:]),
+                              "command": command_line(__file__, argv, ROOT),
                               "architectures": json.loads(ARCHITECTURES.read_text())["compression"]}
     report["tests"] = {"skipped": "--skip-tests"} if args.skip_tests else run_marked_tests()
     models = build_models(args.device)

@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
 import statistics
 import sys
 import time
@@ -39,7 +41,7 @@ GOALS = {"macs_fraction": 0.33, "loss_vs_control": 1.0, "speedup_ort_fp32": 2.5,
 # retrained baseline at the same path is caught), input size, band, pruning scope and fine-tuning budget.
 # The control prunes nothing, so reports share it when the baseline and budget agree.
 CONTROL_KEYS = ("baseline", "baseline_miou", "size", "epochs", "lr", "kd", "accuracy_split")
-CURVE_KEYS = (*CONTROL_KEYS, "keep_freq", "scope", "prune_steps", "feature_kd")
+CURVE_KEYS = (*CONTROL_KEYS, "mode", "calib_images", "keep_freq", "scope", "prune_steps", "feature_kd")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -76,41 +78,30 @@ def main(argv: list[str] | None = None) -> int:
     from segprune.report import command_line, make_report
 
     started = time.perf_counter()
-    reports = [load_json(p) for p in args.pareto]
-    head = at_target(reports, args.headline_macs)
-    if head is None:
-        print(f"no Pareto run has target {args.headline_macs:g}: pass its JSON with --pareto", file=sys.stderr)
-        return 2
-    on_curve = []
-    for path, report in zip(args.pareto, reports, strict=True):
-        why = mismatch(report, head, CURVE_KEYS)
-        if why and explicit:
-            print(f"{path} is not on the headline's curve ({why}): pass reports of one baseline and budget",
-                  file=sys.stderr)
-            return 2
-        if why:
-            print(f"leaving out {path.name}: {why}", file=sys.stderr)
-        else:
-            on_curve.append(report)
-    reports = on_curve
     try:
+        reports = select_curve({p: load_json(p) for p in args.pareto}, args.headline_macs, explicit)
         curve = pareto(reports)
         point = headline(reports, args.headline_macs, args.ranking)
     except ValueError as err:
         print(err, file=sys.stderr)
         return 2
-    model = next((r.get("checkpoint") for r in point["report"]["runs"]
-                  if r["importance"] == args.ranking and r["seed"] == args.seed), None)
-    if args.curve_only:
-        model = None
-    elif model is None:
-        print(f"no {args.ranking} run with seed {args.seed} recorded its checkpoint: rerun finetune_budget.py "
-              "with --reuse to rewrite the JSON", file=sys.stderr)
-        return 2
-    elif not (ROOT / model).is_file():
-        print(f"the headline model {model} is not on this machine: rerun the finetune_budget.py command of "
-              f"{args.headline_macs:g} (its cache is not committed)", file=sys.stderr)
-        return 2
+    run = next((r for r in point["report"]["runs"] if r["importance"] == args.ranking and r["seed"] == args.seed),
+               None)
+    model = None
+    if not args.curve_only:
+        if run is None:
+            print(f"the {args.headline_macs:g} report has no {args.ranking} run with seed {args.seed}: pass --seed "
+                  f"one of {sorted(point['miou_runs'])}", file=sys.stderr)
+            return 2
+        model = run.get("checkpoint")
+        if model is None:
+            print(f"no {args.ranking} run with seed {args.seed} recorded its checkpoint: rerun finetune_budget.py "
+                  "with --reuse to rewrite the JSON", file=sys.stderr)
+            return 2
+        if not (ROOT / model).is_file():
+            print(f"the headline model {model} is not on this machine: rerun the finetune_budget.py command of "
+                  f"{args.headline_macs:g} (its cache is not committed), or pass --curve-only", file=sys.stderr)
+            return 2
     baseline = point["report"]["baseline"]
     deploy: dict = {"summary": {}, "runs": {}}
     if model is not None:
@@ -124,10 +115,10 @@ def main(argv: list[str] | None = None) -> int:
                                     [tuple(parse_size(s)) for s in args.latency_sizes.split(",")], args,
                                     {name: ROOT / path for name, path in others.items()})
         timed = {**deploy["summary"]["pareto_speedup_ort_fp32"],
-                 f"macs{args.headline_macs:g}": deploy["summary"]["speedup_ort_fp32"]}
+                 point_name(point["report"]): deploy["summary"]["speedup_ort_fp32"]}
         for row in curve:
             if row["arm"] == args.ranking and row["target_macs"] is not None:
-                row["speedup_ort_fp32"] = timed.get(f"macs{row['target_macs']:g}")
+                row["speedup_ort_fp32"] = timed.get(point_name(row))
     summary = {
         "macs_fraction": point["macs_fraction"], "ranking": args.ranking,
         "miou_runs": point["miou_runs"], "miou_median": point["miou_median"],
@@ -160,15 +151,67 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def select_curve(reports: dict[Path, dict], target: float, explicit: bool) -> list[dict]:
+    """The reports on the headline's curve: one per MACs target, all of the headline report's recipe.
+
+    The headline report is the first at ``target``; found by the default glob, a report of the held-out
+    video at the same target gives way to the val one. Another recipe is refused when the user named
+    the report (``explicit``) and left out with a line on stderr when the glob found it; two reports
+    at one target are refused either way (their seeds would be split between two rows).
+    """
+    candidates = [(p, r) for p, r in reports.items() if r.get("target_macs") is not None
+                  and abs(r["target_macs"] - target) < 1e-9]
+    if not candidates:
+        raise ValueError(f"no Pareto run has target {target:g}: pass its JSON with --pareto")
+    if not explicit and len(candidates) > 1:  # named ones: the first is the headline's, the others are checked
+        candidates = [(p, r) for p, r in candidates if r.get("accuracy_split") == VAL_SPLIT] or candidates
+        if len(candidates) > 1:
+            raise ValueError(f"{len(candidates)} reports at target {target:g} "
+                             f"({', '.join(str(p) for p, _ in candidates)}): pass the headline's with --pareto")
+    head = candidates[0][1]
+    on_curve: dict[float, tuple[Path, dict]] = {}
+    for path, report in reports.items():
+        why = "no --target-macs" if report.get("target_macs") is None else mismatch(report, head, CURVE_KEYS)
+        if why and explicit:
+            raise ValueError(f"{path} is not on the headline's curve ({why}): pass reports of one baseline and budget")
+        if why:
+            print(f"leaving out {path.name}: {why}", file=sys.stderr)
+            continue
+        if (twin := on_curve.get(report["target_macs"])) is not None:
+            raise ValueError(f"{twin[0]} and {path} are both at target {report['target_macs']:g}: merge their runs "
+                             "into one report (finetune_budget.py --reuse with all the seeds) or pass one")
+        on_curve[report["target_macs"]] = (path, report)
+    return [report for _, report in on_curve.values()]
+
+
 def recipe(report: dict) -> dict:
-    """The fields of CURVE_KEYS, the baseline's val score taken from the runs (every run records it)."""
-    return {**{key: report.get(key) for key in CURVE_KEYS}, "baseline_miou": report["runs"][0]["miou_original"]}
+    """The fields of CURVE_KEYS: the baseline as a path from the repository root (a report may hold it
+    absolute or relative), its val score from the runs (every run records it), and the truncation mode
+    and calibration images from the run folder's name where the report has no field for them."""
+    config = report.get("config", "").split("_")
+    baseline = report.get("baseline")
+    if baseline is not None:
+        where = Path(os.path.abspath(ROOT / baseline))
+        baseline = where.relative_to(ROOT).as_posix() if where.is_relative_to(ROOT) else str(where)
+    return {**{key: report.get(key) for key in CURVE_KEYS}, "baseline": baseline,
+            "baseline_miou": report["runs"][0]["miou_original"],
+            "mode": report.get("mode", config[1] if len(config) > 2 else None),
+            "calib_images": report.get("calib_images", config[2].removeprefix("calib") if len(config) > 2 else None)}
 
 
 def mismatch(report: dict, reference: dict, keys: tuple[str, ...]) -> str | None:
-    """The first of ``keys`` in which the two reports differ, as 'key a != b'; None when they agree."""
+    """The first of ``keys`` in which the two reports differ, as 'key a != b'; None when they agree.
+
+    The baseline's val score is compared to 1e-3: the same weights re-scored on another machine may
+    move in the last bits, a retrained baseline moves by far more."""
     mine, theirs = recipe(report), recipe(reference)
-    return next((f"{key} {mine[key]} != {theirs[key]}" for key in keys if mine[key] != theirs[key]), None)
+
+    def same(key: str) -> bool:
+        if key == "baseline_miou":
+            return math.isclose(mine[key], theirs[key], abs_tol=1e-3)
+        return mine[key] == theirs[key]
+
+    return next((f"{key} {mine[key]} != {theirs[key]}" for key in keys if not same(key)), None)
 
 
 def controls(reports: list[dict], reference: dict) -> dict[int, float]:
@@ -229,6 +272,9 @@ def headline(reports: list[dict], target: float, ranking: str) -> dict | None:
         return {r["seed"]: r["miou"] for r in report["runs"] if r["importance"] == arm}
 
     mine, l1, control = by_seed(ranking), by_seed("l1"), controls(reports, report)
+    if not mine:
+        arms = sorted({r["importance"] for r in report["runs"]} - {"control"})
+        raise ValueError(f"the {target:g} report has no {ranking} runs: pass --ranking one of {', '.join(arms)}")
     fractions = [r["macs_fraction"] for r in report["runs"] if r["importance"] == ranking]
     return {"report": report, "macs_fraction": statistics.median(fractions), "miou_runs": mine,
             "miou_median": statistics.median(mine.values()), "control_runs": control,
@@ -237,11 +283,24 @@ def headline(reports: list[dict], target: float, ranking: str) -> dict | None:
             "paired": {seed: mine[seed] - l1[seed] for seed in sorted(mine) if seed in l1}}
 
 
+def point_name(report_or_row: dict) -> str:
+    """'macs<target>': how a MACs target's model is named among the timed ones."""
+    return f"macs{report_or_row['target_macs']:g}"
+
+
 def other_points(reports: list[dict], head: dict, ranking: str, seed: int) -> dict[str, str]:
-    """The checkpoint of ``ranking``'s run ``seed`` at every MACs target but the headline's, by 'macs<target>'."""
-    return {f"macs{report['target_macs']:g}": run["checkpoint"] for report in reports if report is not head
-            for run in report["runs"]
-            if run["importance"] == ranking and run["seed"] == seed and run.get("checkpoint")}
+    """The checkpoint of ``ranking``'s run ``seed`` at every MACs target but the headline's, by point_name;
+    a target whose run recorded none is named on stderr."""
+    found = {}
+    for report in reports:
+        if report is head:
+            continue
+        run = next((r for r in report["runs"] if r["importance"] == ranking and r["seed"] == seed), None)
+        if run is None or not run.get("checkpoint"):
+            print(f"not timing {point_name(report)}: no {ranking} seed {seed} checkpoint recorded", file=sys.stderr)
+        else:
+            found[point_name(report)] = run["checkpoint"]
+    return found
 
 
 def measure_deployment(baseline: Path, model: Path, data: str, size: tuple[int, int],

@@ -77,34 +77,52 @@ def make_report(kind: str, **payload: Any) -> dict[str, Any]:
     }
 
 
+def portable_path(value: str | os.PathLike, root: str | os.PathLike | None = None) -> str:
+    """``value`` written relative to ``root`` (default: the current directory) where it lies inside it
+    or beside it (``../shared``), so a committed report names no developer's machine.
+
+    A relative path is taken as relative to the current directory, as the process that got it read it;
+    a data spec keeps its prefix (``camvid:/data/camvid`` -> ``camvid:../shared/...``). Symbolic links
+    are not followed first, so a path is recorded under the name it was given; anything else (another
+    disk, a root whose parent is ``/``) stays as it was.
+    """
+    text = os.fspath(value)
+    spec, sep, rest = text.partition(":")
+    if sep and spec.isidentifier() and len(spec) > 1 and (rest.startswith(("/", ".")) or os.sep in rest):
+        return f"{spec}:{portable_path(rest, root)}"
+    base = Path(os.path.abspath(root if root is not None else os.getcwd()))
+    path = Path(os.path.abspath(text))
+    if not Path(text).is_absolute() and base == Path.cwd() or not text:
+        return text  # relative to the root already
+    if not Path(text).is_absolute() and not (path.exists() or ("/" in text and path.parent.is_dir())):
+        return text  # not a path (a seed list, a name)
+    anchors = [(base, "")] + ([(base.parent, "../")] if base.parent != Path(base.anchor) else [])
+    for candidate in (path, path.resolve()):
+        for anchor, prefix in anchors:
+            try:
+                return prefix + candidate.relative_to(anchor).as_posix()
+            except ValueError:
+                continue
+    return text
+
+
 def command_line(script: str | os.PathLike, argv: Sequence[str] | None = None,
                  root: str | os.PathLike | None = None) -> str:
-    """``python SCRIPT ARGS`` for a report's ``command``: what reruns the run that wrote it.
+    """``python SCRIPT ARGS`` for a report's ``command``: what reruns the run that wrote it, from ``root``.
 
     ``argv`` defaults to this process's arguments (a benchmark's ``main(argv)`` passes its own, so a
-    call from a test records the test's, not pytest's). Absolute paths inside ``root`` (default: the
-    current directory) or beside it (``../shared``) are written relative to ``root``, so a committed
-    report names no developer's machine and its command reruns from any checkout; arguments are
-    shell-quoted.
+    call from a test records the test's, not pytest's). Paths go through :func:`portable_path`, so the
+    command reruns from ``root`` of any checkout; arguments are shell-quoted.
     """
-    base = Path(root if root is not None else os.getcwd()).resolve()
 
     def portable(arg: str) -> str:
         if arg.startswith("--") and "=" in arg:
             key, value = arg.split("=", 1)
-            return f"{key}={portable(value)}"
-        path = Path(arg)
-        if not path.is_absolute():
-            return arg
-        for anchor, prefix in ((base, ""), (base.parent, "../")):
-            try:
-                return prefix + str(path.resolve().relative_to(anchor))
-            except ValueError:
-                continue
-        return arg
+            return f"{key}={portable_path(value, root)}"
+        return arg if arg.startswith("-") else portable_path(arg, root)
 
     args = sys.argv[1:] if argv is None else argv
-    return shlex.join(["python", portable(str(Path(script).resolve())), *map(portable, map(str, args))])
+    return shlex.join(["python", portable_path(os.path.abspath(script), root), *map(portable, map(str, args))])
 
 
 def format_value(value: Any, digits: int = 2) -> str:

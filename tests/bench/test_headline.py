@@ -23,14 +23,20 @@ def _load(name: str):
     return module
 
 
-def _report(target: float, mious: dict[str, list[float]], fraction: float, baseline: str = "base.safetensors",
-            original: float = 58.0) -> dict:
+VAL = "CamVid val (0016E5)"
+
+
+def _report(target: float | None, mious: dict[str, list[float]], fraction: float, baseline: str = "base.safetensors",
+            original: float = 58.0, split: str = VAL) -> dict:
+    """A finetune_budget.py report with the fields the real ones have (see pareto_macs0.33.json)."""
     runs = [{"importance": arm, "seed": seed, "miou": miou, "miou_original": original,
              "macs_fraction": 1.0 if arm == "control" else fraction}
             for seed in range(len(next(iter(mious.values())))) for arm, values in mious.items()
             for miou in [values[seed]]]
     return {"target_macs": target, "runs": runs, "summary": {arm: {} for arm in mious}, "command": "x",
-            "baseline": baseline, "size": "176x240", "epochs": 8, "lr": 5e-4, "kd": 1.0, "keep_freq": 0.75}
+            "config": f"176x240_area_calib32_keep0.75_all_macs{target}_ep8_lr0.0005_kd1", "accuracy_split": split,
+            "baseline": baseline, "size": "176x240", "epochs": 8, "lr": 5e-4, "kd": 1.0, "keep_freq": 0.75,
+            "scope": "all", "prune_steps": 1, "feature_kd": 0.0}
 
 
 def test_headline_pairs_rankings_by_seed_and_takes_medians():
@@ -79,7 +85,48 @@ def test_other_points_are_the_rankings_same_seed_at_every_other_target():
     assert headline.other_points(reports, reports[1], "l1", 1) == {"macs0.5": "0.5/l1_1", "macs0.25": "0.25/l1_1"}
 
 
-def test_headline_cli_leaves_out_reports_of_another_baseline_or_refuses_them_when_named(tmp_path, capsys):
+def test_curve_keys_are_fields_of_the_real_reports_and_each_one_separates_curves():
+    """A misspelt key would read None on both sides and never separate anything: the committed report
+    has every field, and a change in any one of them takes a report off the curve."""
+    import json
+
+    headline = _load("headline")
+    real = json.loads((REPO / "benchmarks" / "results" / "pareto_macs0.33.json").read_text())
+    derived = {"baseline_miou", "mode", "calib_images"}
+    assert set(headline.CURVE_KEYS) - derived <= set(real) and derived <= set(headline.CURVE_KEYS)
+    assert {k: headline.recipe(real)[k] for k in ("mode", "calib_images")} == {"mode": "area", "calib_images": "32"}
+    base = _report(0.33, {"spectral-l1": [57]}, 0.33)
+    for key in set(headline.CURVE_KEYS) - derived:
+        assert headline.mismatch({**base, key: "other"}, base, headline.CURVE_KEYS).startswith(f"{key} other != ")
+    bilinear = {**base, "config": base["config"].replace("area", "bilinear")}
+    assert headline.mismatch(bilinear, base, headline.CURVE_KEYS) == "mode bilinear != area"
+    absolute = {**base, "baseline": str(REPO / "base.safetensors")}  # the same file, written absolute
+    rescored = _report(0.33, {"spectral-l1": [57]}, 0.33, original=58.0 + 1e-9)
+    assert headline.mismatch(absolute, base, headline.CURVE_KEYS) is None
+    assert headline.mismatch(rescored, base, headline.CURVE_KEYS) is None
+
+
+def test_curve_selection_refuses_two_reports_at_one_target_and_reports_without_one(tmp_path, capsys):
+    headline = _load("headline")
+    a, b = _report(0.33, {"spectral-l1": [57]}, 0.33), _report(0.33, {"spectral-l1": [56]}, 0.33)
+    with pytest.raises(ValueError, match="2 reports at target 0.33"):
+        headline.select_curve({Path("a.json"): a, Path("b.json"): b}, 0.33, explicit=False)
+    low = _report(0.25, {"spectral-l1": [54]}, 0.25)
+    with pytest.raises(ValueError, match="a.json and c.json are both at target 0.25"):
+        headline.select_curve({Path("a.json"): low, Path("b.json"): a, Path("c.json"): dict(low)}, 0.33, True)
+    ratio = _report(None, {"spectral-l1": [50]}, 0.4)  # a --channel-ratio run: no MACs target
+    with pytest.raises(ValueError, match=r"r.json is not on the headline's curve \(no --target-macs\)"):
+        headline.select_curve({Path("b.json"): a, Path("r.json"): ratio}, 0.33, explicit=True)
+    assert headline.select_curve({Path("b.json"): a, Path("r.json"): ratio}, 0.33, explicit=False) == [a]
+    assert "leaving out r.json: no --target-macs" in capsys.readouterr().err
+    held = _report(0.33, {"spectral-l1": [51]}, 0.31, baseline="without.safetensors", split=VAL + "; held_out: x")
+    assert headline.select_curve({Path("h.json"): held, Path("b.json"): a}, 0.33, explicit=False) == [a]
+    with pytest.raises(ValueError, match="no spectral-l1 runs: pass --ranking one of l1"):
+        headline.headline([_report(0.33, {"l1": [50]}, 0.33)], 0.33, "spectral-l1")
+
+
+def test_headline_cli_leaves_out_reports_of_another_baseline_or_refuses_them_when_named(tmp_path, capsys,
+                                                                                       monkeypatch):
     """The default glob also finds the held-out video's report (another baseline): it is left out of the
     curve, with a line saying why; named with --pareto, it is refused before any export."""
     import json
@@ -89,14 +136,16 @@ def test_headline_cli_leaves_out_reports_of_another_baseline_or_refuses_them_whe
     mine.write_text(json.dumps(_report(0.33, {"control": [59, 60], "spectral-l1": [57, 56]}, 0.33)))
     held = tmp_path / "pareto_macs0.33_without_0006R0.json"
     held.write_text(json.dumps(_report(0.33, {"control": [55, 56], "spectral-l1": [51, 52]}, 0.31,
-                                       baseline="without.safetensors", original=55.3)))
+                                       baseline="without.safetensors", original=55.3, split=VAL + "; held_out")))
     assert headline.main(["--pareto", str(mine), str(held), "--out", str(tmp_path / "h.json")]) == 2
     assert "is not on the headline's curve (baseline without.safetensors != base.safetensors)" in \
         capsys.readouterr().err
-    headline.RESULTS = tmp_path
+    monkeypatch.setattr(headline, "RESULTS", tmp_path)
     assert headline.main(["--out", str(tmp_path / "h.json")]) == 2  # its runs recorded no checkpoint
     err = capsys.readouterr().err
     assert "leaving out pareto_macs0.33_without_0006R0.json: baseline" in err and "recorded its checkpoint" in err
+    assert headline.main(["--seed", "7", "--out", str(tmp_path / "h.json")]) == 2
+    assert "has no spectral-l1 run with seed 7: pass --seed one of [0, 1]" in capsys.readouterr().err
     assert not (tmp_path / "h.json").exists()
     (tmp_path / "pareto_macs0.25.json").write_text(json.dumps(_report(0.25, {"spectral-l1": [54, 55]}, 0.25)))
     assert headline.main(["--curve-only", "--out", str(tmp_path / "curve.json")]) == 0  # no checkpoint needed
@@ -106,6 +155,41 @@ def test_headline_cli_leaves_out_reports_of_another_baseline_or_refuses_them_whe
                                                                                           (1, 59.5)]
     assert (tmp_path / "curve.png").stat().st_size > 0 and set(curve["goals"]) == {
         "macs_fraction", "within_1_of_control", "paired_spectral_minus_l1"}
+
+
+def test_headline_cli_times_every_target_it_has_a_model_for_and_puts_the_speed_on_its_row(tmp_path, monkeypatch):
+    """The glue between the timed models and the curve's rows, with the export and timing stubbed out."""
+    import json
+
+    headline = _load("headline")
+    reports = {0.33: _report(0.33, {"control": [59, 60], "spectral-l1": [57, 56], "l1": [56, 56]}, 0.33),
+               0.25: _report(0.25, {"spectral-l1": [54, 55], "l1": [53, 55]}, 0.25),
+               0.5: _report(0.5, {"spectral-l1": [58, 58]}, 0.5)}
+    (tmp_path / "base.safetensors").write_bytes(b"")
+    for target, report in reports.items():
+        for run in report["runs"]:
+            run["checkpoint"] = f"m{target}_{run['importance']}_{run['seed']}.safetensors"
+        (tmp_path / f"m{target}_spectral-l1_0.safetensors").write_bytes(b"")
+        (tmp_path / f"pareto_macs{target}.json").write_text(json.dumps(report))
+    (tmp_path / "m0.5_spectral-l1_0.safetensors").unlink()  # not on this machine: not timed
+    seen = {}
+
+    def fake(baseline, model, data, size, sizes, args, others):
+        seen.update(model=model.name, others=sorted(others))
+        return {"summary": {"int8_miou": 56.9, "fp32_onnx_miou": 57.0, "int8_delta_miou": -0.1,
+                            "speedup_ort_fp32": {"360x480": 2.4}, "p50_ms": {},
+                            "pareto_speedup_ort_fp32": {"macs0.25": {"360x480": 3.1}}}, "runs": {}}
+
+    monkeypatch.setattr(headline, "RESULTS", tmp_path)
+    monkeypatch.setattr(headline, "ROOT", tmp_path)
+    monkeypatch.setattr(headline, "measure_deployment", fake)
+    assert headline.main(["--out", str(tmp_path / "h.json")]) == 0
+    assert seen == {"model": "m0.33_spectral-l1_0.safetensors", "others": ["macs0.25"]}
+    out = json.loads((tmp_path / "h.json").read_text())
+    speed = {(r["target_macs"], r["arm"]): r.get("speedup_ort_fp32") for r in out["pareto"]}
+    assert speed[(0.33, "spectral-l1")] == {"360x480": 2.4} and speed[(0.25, "spectral-l1")] == {"360x480": 3.1}
+    assert speed[(0.5, "spectral-l1")] is None and speed[(0.25, "l1")] is None
+    assert out["goals"]["speedup_ort_fp32"] is False and out["goals"]["int8_within_0.5"] is True
 
 
 def test_evidence_medians_pair_the_claim_with_its_control_by_seed():
