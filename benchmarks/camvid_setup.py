@@ -79,7 +79,7 @@ def compress_run(spec: str, baseline: Path, size: tuple[int, int], compression: 
     import time
 
     from segprune.data import EvalTransform, build_dataset, spread_loader
-    from segprune.io import save_json
+    from segprune.io import file_sha256, save_json
     from segprune.models import load_checkpoint, save_checkpoint
     from segprune.report import make_report
     from segprune.train import compress_and_finetune
@@ -97,7 +97,7 @@ def compress_run(spec: str, baseline: Path, size: tuple[int, int], compression: 
         scores["fine-tuned"] = held_out_score(model, unseen, size)
     save_checkpoint(out / "model.safetensors", model, {"compressed_from": str(baseline), "input_size": list(size),
                                                        "stages": stages})
-    report = make_report("prune", checkpoint=str(baseline), data=spec, input_size=list(size),
+    report = make_report("prune", checkpoint=str(baseline), checkpoint_sha256=file_sha256(baseline), data=spec, input_size=list(size),
                          keep_freq=result.keep_freq, compression=result.to_dict(), finetune_config=finetuning.to_dict(),
                          prune_steps=prune_steps, train_split=train_split, stages=stages,
                          held_out=scores, seconds=time.perf_counter() - started)
@@ -115,15 +115,29 @@ def held_out_score(model: Any, dataset: Any, size: tuple[int, int]) -> dict[str,
     return {"miou": metrics.miou, "macc": metrics.macc}
 
 
-def cached_report(out: Path) -> dict[str, Any] | None:
+def cached_report(out: Path, baseline: Path | None = None) -> dict[str, Any] | None:
     """The ``report.json`` of a finished run in ``out``, or None.
 
     A run folder is named by its recipe and ``report.json`` is written last (atomically), so a
     report there is that recipe's finished result; an interrupted run leaves none and is redone.
+    The folder's name does not say which weights the baseline file held: with ``baseline``, a run
+    of other weights at the same path (a retrained baseline) is stale and redone, with a line on
+    stderr. A run recorded before the digest was kept cannot be checked, and says so.
     """
-    from segprune.io import load_json
+    from segprune.io import file_sha256, load_json
 
-    return load_json(out / "report.json") if (out / "report.json").is_file() else None
+    if not (out / "report.json").is_file():
+        return None
+    report = load_json(out / "report.json")
+    if baseline is not None:
+        recorded = report.get("checkpoint_sha256")
+        if recorded is None:
+            print(f"{out}: a run recorded before baseline digests; its baseline cannot be checked",
+                  file=sys.stderr)
+        elif recorded != file_sha256(baseline):
+            print(f"{out}: run from other weights than {baseline} (retrained?); running it again", file=sys.stderr)
+            return None
+    return report
 
 
 def export_camvid(model: Any, out: Path, size: tuple[int, int], precisions: tuple[str, ...], data: str,

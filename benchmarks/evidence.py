@@ -174,7 +174,7 @@ def finetune_claim(claim: str, spec: str, baseline: Path, size: tuple[int, int],
     for seed in seeds:
         for arm in ("ce", claim):
             out = CACHE / f"finetune_{size[0]}x{size[1]}_ep{epochs}_lr{lr:g}" / f"{arm}_seed{seed}"
-            report = cached_report(out)
+            report = cached_report(out, baseline)
             if report is None:
                 print(f"{claim}: {arm} seed {seed}, {epochs} epochs", file=sys.stderr, flush=True)
                 finetuning = FinetuneConfig(epochs=epochs, batch_size=8, lr=lr, crop_size=size, input_size=size,

@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             out = run_dir(config, importance, seed, args.size, args.epochs, args.lr, args.kd, held)
             t0 = time.perf_counter()
-            if args.reuse and (report := cached_report(out)) is not None:
+            if args.reuse and (report := cached_report(out, args.baseline)) is not None:
                 print(f"{importance} seed {seed}: reusing {out / 'report.json'}", file=sys.stderr, flush=True)
             else:
                 print(f"{importance} seed {seed}: {args.epochs} epochs", file=sys.stderr, flush=True)

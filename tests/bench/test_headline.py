@@ -305,6 +305,29 @@ def test_compress_run_scores_a_held_out_split_beside_val(tiny_checkpoint, tmp_pa
     assert report["held_out"]["original"]["miou"] == pytest.approx(stages["original"]["miou"])
     assert report["held_out"]["fine-tuned"]["miou"] == pytest.approx(stages["fine-tuned"]["miou"])
     assert setup.cached_report(tmp_path / "run")["held_out"] == report["held_out"]
+    reused = setup.cached_report(tmp_path / "run", Path(tiny_checkpoint))  # same weights: reused
+    assert reused is not None and reused["checkpoint_sha256"] == report["checkpoint_sha256"]
+
+
+def test_a_cached_run_of_other_baseline_weights_at_the_same_path_is_redone(tmp_path, capsys):
+    """The run folder is named by the recipe, not the weights: a retrained baseline must not reuse old runs."""
+    import json
+
+    setup = _load("camvid_setup")
+    baseline = tmp_path / "last.safetensors"
+    baseline.write_bytes(b"first weights")
+    run = tmp_path / "run"
+    run.mkdir()
+    from segprune.io import file_sha256
+
+    (run / "report.json").write_text(json.dumps({"checkpoint_sha256": file_sha256(baseline), "stages": []}))
+    assert setup.cached_report(run, baseline) is not None
+    baseline.write_bytes(b"retrained weights")
+    assert setup.cached_report(run, baseline) is None
+    assert "run from other weights than" in capsys.readouterr().err
+    (run / "report.json").write_text(json.dumps({"stages": []}))  # recorded before the digest was kept
+    assert setup.cached_report(run, baseline) is not None
+    assert "its baseline cannot be checked" in capsys.readouterr().err
 
 
 @pytest.mark.slow
