@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import statistics
 import sys
 import time
@@ -159,8 +158,7 @@ def select_curve(reports: dict[Path, dict], target: float, explicit: bool) -> li
     the report (``explicit``) and left out with a line on stderr when the glob found it; two reports
     at one target are refused either way (their seeds would be split between two rows).
     """
-    candidates = [(p, r) for p, r in reports.items() if r.get("target_macs") is not None
-                  and abs(r["target_macs"] - target) < 1e-9]
+    candidates = [(p, r) for p, r in reports.items() if is_at(r, target)]
     if not candidates:
         raise ValueError(f"no Pareto run has target {target:g}: pass its JSON with --pareto")
     if not explicit and len(candidates) > 1:  # named ones: the first is the headline's, the others are checked
@@ -188,11 +186,12 @@ def recipe(report: dict) -> dict:
     """The fields of CURVE_KEYS: the baseline as a path from the repository root (a report may hold it
     absolute or relative), its val score from the runs (every run records it), and the truncation mode
     and calibration images from the run folder's name where the report has no field for them."""
+    from segprune.report import portable_path
+
     config = report.get("config", "").split("_")
     baseline = report.get("baseline")
     if baseline is not None:
-        where = Path(os.path.abspath(ROOT / baseline))
-        baseline = where.relative_to(ROOT).as_posix() if where.is_relative_to(ROOT) else str(where)
+        baseline = portable_path(ROOT / baseline, ROOT)
     return {**{key: report.get(key) for key in CURVE_KEYS}, "baseline": baseline,
             "baseline_miou": report["runs"][0]["miou_original"],
             "mode": report.get("mode", config[1] if len(config) > 2 else None),
@@ -256,10 +255,14 @@ def pareto(reports: list[dict]) -> list[dict]:
     return rows
 
 
+def is_at(report: dict, target: float) -> bool:
+    """Whether ``report`` was run with ``--target-macs target``."""
+    return report.get("target_macs") is not None and abs(report["target_macs"] - target) < 1e-9
+
+
 def at_target(reports: list[dict], target: float) -> dict | None:
     """The first report whose ``--target-macs`` was ``target``."""
-    return next((r for r in reports if r.get("target_macs") is not None and abs(r["target_macs"] - target) < 1e-9),
-                None)
+    return next((r for r in reports if is_at(r, target)), None)
 
 
 def headline(reports: list[dict], target: float, ranking: str) -> dict | None:
