@@ -98,7 +98,8 @@ def compress_run(spec: str, baseline: Path, size: tuple[int, int], compression: 
     save_checkpoint(out / "model.safetensors", model, {"compressed_from": str(baseline), "input_size": list(size),
                                                        "stages": stages})
     report = make_report("prune", checkpoint=str(baseline), checkpoint_sha256=file_sha256(baseline), data=spec,
-                         input_size=list(size), keep_freq=result.keep_freq, compression=result.to_dict(), finetune_config=finetuning.to_dict(),
+                         input_size=list(size), keep_freq=result.keep_freq, compression=result.to_dict(),
+                         finetune_config=finetuning.to_dict(),
                          prune_steps=prune_steps, train_split=train_split, stages=stages,
                          held_out=scores, seconds=time.perf_counter() - started)
     save_json(out / "report.json", report)
