@@ -42,6 +42,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="fraction of channels removed per layer in scope (default 0.5)")
     amount.add_argument("--target-macs", type=float, default=None,
                         help="instead of --channel-ratio: fraction of the original MACs to reach")
+    parser.add_argument("--protect", default="",
+                        help="comma-separated modules in --scope that keep all their channels (widths per stage: "
+                             "e.g. backbone.conv1,backbone.layer1,decoder.project spares the stride-2/4 path)")
     parser.add_argument("--epochs", type=int, default=6, help="fine-tuning epochs per run")
     parser.add_argument("--held-out", default=None, metavar="SEQ",
                         help="a CamVid video (e.g. 0006R0) left out: calibrate and fine-tune on train without it, "
@@ -72,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from segprune.cli.common import parse_size
     from segprune.compress import CompressConfig
+    from segprune.compress.scope import protect_names
     from segprune.io import save_json
     from segprune.report import command_line, make_report, portable_path
     from segprune.train import FinetuneConfig
@@ -85,7 +89,9 @@ def main(argv: list[str] | None = None) -> int:
     else:
         ratio = 0.5 if args.channel_ratio is None else args.channel_ratio
         config = f"keep{args.keep_freq:g}_{args.scope}_ratio{ratio:g}"
+    protect = protect_names(args.protect)
     steps = f"_steps{args.prune_steps}" if args.prune_steps > 1 else ""
+    steps += f"_protect-{'+'.join(protect)}" if protect else ""
     features = f"_fkd{args.feature_kd:g}" if args.feature_kd else ""
     held = f"_without{args.held_out}" if args.held_out else ""  # another baseline and training split
     config = (f"{args.size}_{args.mode}_calib{args.calib_images}_{config}{steps}_ep{args.epochs}_lr{args.lr:g}"
@@ -107,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{importance} seed {seed}: {args.epochs} epochs", file=sys.stderr, flush=True)
                 compression = CompressConfig() if importance == "control" else CompressConfig(
                     keep_freq=args.keep_freq, trunc_mode=args.mode, channel_ratio=ratio, target_macs=args.target_macs,
-                    importance=importance, scope=args.scope)
+                    importance=importance, scope=args.scope, protect=protect)
                 finetuning = FinetuneConfig(epochs=args.epochs, batch_size=8, lr=args.lr, crop_size=size,
                                             input_size=size, kd=args.kd, seed=seed,
                                             feature_kd=0.0 if importance == "control" else args.feature_kd)
@@ -145,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
                          config=config, accuracy_split=VAL_SPLIT + (
                              f"; held_out: CamVid video {args.held_out}, left out of training" if args.held_out else ""),
                          baseline=portable_path(args.baseline, ROOT), size=args.size, keep_freq=args.keep_freq,
-                         scope=args.scope, target_macs=args.target_macs, channel_ratio=ratio,
+                         scope=args.scope, protect=list(protect), target_macs=args.target_macs, channel_ratio=ratio,
                          prune_steps=args.prune_steps, feature_kd=args.feature_kd, epochs=args.epochs, lr=args.lr,
                          kd=args.kd, runs=runs, summary=summary, seconds=time.perf_counter() - started)
     save_json(args.out, report)

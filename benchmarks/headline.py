@@ -40,7 +40,7 @@ GOALS = {"macs_fraction": 0.33, "loss_vs_control": 1.0, "speedup_ort_fp32": 2.5,
 # retrained baseline at the same path is caught), input size, band, pruning scope and fine-tuning budget.
 # The control prunes nothing, so reports share it when the baseline and budget agree.
 CONTROL_KEYS = ("baseline", "baseline_miou", "size", "epochs", "lr", "kd", "accuracy_split")
-CURVE_KEYS = (*CONTROL_KEYS, "mode", "calib_images", "keep_freq", "scope", "prune_steps", "feature_kd")
+CURVE_KEYS = (*CONTROL_KEYS, "mode", "calib_images", "keep_freq", "scope", "protect", "prune_steps", "feature_kd")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -193,6 +193,7 @@ def recipe(report: dict) -> dict:
     if baseline is not None:
         baseline = portable_path(ROOT / baseline, ROOT)
     return {**{key: report.get(key) for key in CURVE_KEYS}, "baseline": baseline,
+            "protect": sorted(report.get("protect") or ()),  # reports before --protect protected nothing
             "baseline_miou": report["runs"][0]["miou_original"],
             "mode": report.get("mode", config[1] if len(config) > 2 else None),
             "calib_images": report.get("calib_images", config[2].removeprefix("calib") if len(config) > 2 else None)}

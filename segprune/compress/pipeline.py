@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from segprune.compress.macs import MacReport, count_macs
-from segprune.compress.scope import IMPORTANCES, check_scope
+from segprune.compress.scope import IMPORTANCES, check_scope, protect_names
 from segprune.compress.truncation import TruncationConfig, truncate_
 from segprune.errors import ConfigError
 from segprune.models.adapters import adapter_for
@@ -39,7 +39,8 @@ class CompressConfig:
     ``bilinear`` or ``spectral`` resampling. ``channel_ratio`` (fraction of each in-scope
     layer's channels removed) or ``target_macs`` (fraction of the model's MACs to keep, the
     truncation included); neither means no channel pruning. ``importance``, ``scope`` and
-    ``round_to`` as in :class:`~segprune.compress.prune.PruneConfig`.
+    ``round_to`` and ``protect`` (module names that keep all their channels) as in
+    :class:`~segprune.compress.prune.PruneConfig`.
     """
 
     keep_freq: float | None = None
@@ -49,8 +50,10 @@ class CompressConfig:
     importance: str = "spectral-l1"
     scope: str = "decoder"
     round_to: int = 8
+    protect: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "protect", protect_names(self.protect))
         if self.keep_freq is not None:
             object.__setattr__(self, "keep_freq", check_keep(self.keep_freq, "keep-freq"))
         TruncationConfig(1.0, self.trunc_mode)  # validates the mode
@@ -76,7 +79,7 @@ class CompressConfig:
 
         return PruneConfig(channel_ratio=self.channel_ratio, target_macs=self.target_macs, importance=self.importance,
                            scope=self.scope, round_to=self.round_to, keep_freq=keep,
-                           trunc_mode=trunc_mode or self.trunc_mode)
+                           trunc_mode=trunc_mode or self.trunc_mode, protect=self.protect)
 
 
 @dataclass

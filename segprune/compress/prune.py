@@ -29,10 +29,13 @@ from segprune.compress.macs import MacReport, count_macs
 from segprune.compress.scope import (
     OUTSIDE,
     WIDER,
+    check_protect,
     check_ratio,
     check_scope,
     ignored_layers,
     largest_ratio,
+    protect_names,
+    prunable_convs,
     prunable_widths,
     scope_convs,
 )
@@ -47,7 +50,9 @@ _TOLERANCE = 1e-3  # bisection stops when the ratio bracket is this narrow
 @dataclass(frozen=True)
 class PruneConfig:
     """Exactly one of ``channel_ratio`` (fraction of each in-scope layer's channels removed, in
-    ``[0, 1)``) and ``target_macs`` (fraction of the original total MACs to keep, in ``(0, 1]``)."""
+    ``[0, 1)``) and ``target_macs`` (fraction of the original total MACs to keep, in ``(0, 1]``).
+    ``protect``: module names inside ``scope`` that keep all their channels
+    (:mod:`segprune.compress.scope`); the ratio applies to the rest."""
 
     channel_ratio: float | None = None
     target_macs: float | None = None
@@ -56,8 +61,10 @@ class PruneConfig:
     round_to: int = 8
     keep_freq: float = 1.0
     trunc_mode: str | None = None  # None: the resize mode the model's decoder has now
+    protect: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "protect", protect_names(self.protect))
         if (self.channel_ratio is None) == (self.target_macs is None):
             raise ConfigError("give exactly one of --channel-ratio (fraction of channels removed) and "
                               "--target-macs (fraction of the MACs kept)")
@@ -118,7 +125,7 @@ class _OrderImportance(tp.importance.Importance):
 
 
 def _prune_at(model: nn.Module, ratio: float, importance: tp.importance.Importance, example: torch.Tensor,
-              scope: str, round_to: int) -> None:
+              config: PruneConfig) -> None:
     """Trace, rank and cut with torch-pruning (local pruning at ``ratio``).
 
     The graph is traced with ``spectral`` truncation swapped for ``area``: torch-pruning
@@ -132,8 +139,9 @@ def _prune_at(model: nn.Module, ratio: float, importance: tp.importance.Importan
         adapter.set_truncation(model, keep, "area")
     try:
         pruner = tp.pruner.BasePruner(model, example, importance=importance, pruning_ratio=ratio,
-                                      global_pruning=False, ignored_layers=ignored_layers(model, scope),
-                                      round_to=round_to if round_to > 1 else None)
+                                      global_pruning=False,
+                                      ignored_layers=ignored_layers(model, config.scope, config.protect),
+                                      round_to=config.round_to if config.round_to > 1 else None)
         pruner.step()
     finally:
         adapter.set_truncation(model, keep, mode)
@@ -147,19 +155,21 @@ def _solve_ratio(model: nn.Module, config: PruneConfig, size: tuple[int, int], o
     """The smallest channel ratio whose MACs are at most ``target_macs`` of ``original`` (bisection)."""
     target, scope = config.target_macs, config.scope
     now = count_macs(_meta_copy(model), size)
-    convs = scope_convs(model, scope)
+    convs = prunable_convs(model, scope, config.protect)
     floor = (now.total_macs - sum(now.layers.get(n, 0) for n in convs)) / original
     if target < floor:
         wider = f"{WIDER[scope]} or " if WIDER[scope] else ""
-        raise ConfigError(f"--target-macs {target:.2f} of the MACs is below the {floor:.2f} that the {OUTSIDE[scope]} "
-                          f"cost with --scope {scope}; use {wider}a target >= {math.ceil(floor * 100 - 1e-9) / 100:.2f}")
+        spared = f" and the --protect layers ({','.join(config.protect)})" if config.protect else ""
+        raise ConfigError(f"--target-macs {target:.2f} of the MACs is below the {floor:.2f} that the {OUTSIDE[scope]}"
+                          f"{spared} cost with --scope {scope}; use {wider}{'fewer --protect layers or ' if spared else ''}"
+                          f"a target >= {math.ceil(floor * 100 - 1e-9) / 100:.2f}")
     if now.total_macs / original <= target:
         return 0.0
     example = torch.zeros(1, 3, *size, device="meta")
 
     def fraction(ratio: float) -> float:
         trial = _meta_copy(model)
-        _prune_at(trial, ratio, _OrderImportance(config.importance == "bn"), example, scope, config.round_to)
+        _prune_at(trial, ratio, _OrderImportance(config.importance == "bn"), example, config)
         return count_macs(trial, size).total_macs / original
 
     hi = min(largest_ratio(c, config.round_to) for c in prunable_widths(convs).values())
@@ -195,8 +205,9 @@ def check_reachable(model: nn.Module, config: PruneConfig, size: tuple[int, int]
     keep, mode = adapter.truncation(trial)
     before = count_macs(trial, size).total_macs
     _truncate_for(trial, config, keep, mode)
+    check_protect(trial, config.scope, config.protect)
     if config.channel_ratio is not None:
-        check_ratio(scope_convs(trial, config.scope), config.channel_ratio, config.round_to)
+        check_ratio(prunable_convs(trial, config.scope, config.protect), config.channel_ratio, config.round_to)
         return config.channel_ratio
     return _solve_ratio(trial, config, size, before)
 
@@ -216,6 +227,7 @@ def prune_(model: nn.Module, config: PruneConfig, example_input: torch.Tensor,
         raise ConfigError(f"prune_ needs a PruneConfig, got {type(config).__name__}: use PruneConfig(channel_ratio=0.5)")
     adapter = adapter_for(model)
     convs = scope_convs(model, config.scope)
+    check_protect(model, config.scope, config.protect)
     if importance is None:
         require_calibration(config.importance, calib_batches)
     example = example_input.to(next(model.parameters()).device)
@@ -229,7 +241,8 @@ def prune_(model: nn.Module, config: PruneConfig, example_input: torch.Tensor,
         try:  # every check runs before the surgery; a failed one leaves the model as it was
             _truncate_for(model, config, keep, mode)
             if config.channel_ratio is not None:
-                check_ratio(convs, config.channel_ratio, config.round_to)
+                check_ratio(prunable_convs(model, config.scope, config.protect), config.channel_ratio,
+                            config.round_to)
                 ratio = config.channel_ratio
             else:
                 ratio = _solve_ratio(model, config, size, before.total_macs)
@@ -247,7 +260,7 @@ def prune_(model: nn.Module, config: PruneConfig, example_input: torch.Tensor,
             model.zero_grad(set_to_none=True)
             raise
         if ranking is not None:
-            _prune_at(model, ratio, ranking, example, config.scope, config.round_to)
+            _prune_at(model, ratio, ranking, example, config)
             model.zero_grad(set_to_none=True)
         adapter.record_channels(model)
         after = count_macs(_meta_copy(model), size)

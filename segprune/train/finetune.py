@@ -182,7 +182,8 @@ def compress_and_finetune(model: nn.Module, compression, finetuning: FinetuneCon
         if results:  # a later step: its target is relative to the model as it is now, its band kept
             relative = target * results[0].macs_before.total_macs / results[-1].macs_after.total_macs
             step_config = CompressConfig(target_macs=min(relative, 1.0), importance=compression.importance,
-                                         scope=compression.scope, round_to=compression.round_to)
+                                         scope=compression.scope, round_to=compression.round_to,
+                                         protect=compression.protect)
         results.append(compress_(model, step_config, example=size, calib=calib))
         stages.append(stage(f"{label}compressed"))
         if finetuning is not None and epochs > 0:

@@ -92,12 +92,15 @@ def test_curve_keys_are_fields_of_the_real_reports_and_each_one_separates_curves
 
     headline = _load("headline")
     real = json.loads((REPO / "benchmarks" / "results" / "pareto_macs0.33.json").read_text())
-    derived = {"baseline_miou", "mode", "calib_images"}
+    derived = {"baseline_miou", "mode", "calib_images", "protect"}  # protect: absent before --protect
     assert set(headline.CURVE_KEYS) - derived <= set(real) and derived <= set(headline.CURVE_KEYS)
     assert {k: headline.recipe(real)[k] for k in ("mode", "calib_images")} == {"mode": "area", "calib_images": "32"}
     base = _report(0.33, {"spectral-l1": [57]}, 0.33)
     for key in set(headline.CURVE_KEYS) - derived:
         assert headline.mismatch({**base, key: "other"}, base, headline.CURVE_KEYS).startswith(f"{key} other != ")
+    assert headline.recipe(real)["protect"] == []
+    spared = {**base, "protect": ["decoder.project"]}
+    assert headline.mismatch(spared, base, headline.CURVE_KEYS) == "protect ['decoder.project'] != []"
     bilinear = {**base, "config": base["config"].replace("area", "bilinear")}
     assert headline.mismatch(bilinear, base, headline.CURVE_KEYS) == "mode bilinear != area"
     absolute = {**base, "baseline": str(REPO / "base.safetensors")}  # the same file, written absolute

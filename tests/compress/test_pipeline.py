@@ -64,6 +64,15 @@ def test_one_call_equals_truncating_inside_prune() -> None:
     assert result.macs_fraction <= 0.7
 
 
+def test_protect_reaches_the_pruner() -> None:
+    model = tiny_model(aspp_channels=16, decoder_channels=16)
+    result = compress_(model, CompressConfig(keep_freq=0.5, target_macs=0.7, scope="all", importance="l1", round_to=4,
+                                             protect="decoder.project"), example=SIZE)
+    assert result.to_dict()["config"]["protect"] == ("decoder.project",)  # the report records it
+    before, after = result.pruning.channels["decoder.project.0"]
+    assert before == after and result.pruning.channels["decoder.fuse.0.0"][1] < 16
+
+
 def test_a_truncated_model_is_never_widened_and_failures_leave_it_unchanged() -> None:
     model = tiny_model(decoder_keep=0.5)
     with pytest.raises(ConfigError, match="already runs its decoder at keep-freq 0.5; compressing cannot widen it"):

@@ -124,3 +124,38 @@ def test_target_macs_is_met_by_bisection(example):
     assert 0.45 < result.macs_fraction <= 0.5  # met, and not by much more than one rounding step
     assert result.channels["backbone.conv1"][1] < 64 and result.channels["decoder.fuse.0.0"] == (16, 8)
     assert all(after % 8 == 0 for _, after in result.channels.values())
+
+
+def test_protected_layers_keep_their_channels_and_the_rest_meets_the_target(example):
+    """Widths per stage: the stride-2/4 path is spared, the other layers are cut harder to meet the same MACs."""
+    uniform = prune_(small_model(), PruneConfig(target_macs=0.5, scope="all", importance="l1", keep_freq=0.5),
+                     example)
+    model = small_model()
+    spared = prune_(model, PruneConfig(target_macs=0.5, scope="all", importance="l1", keep_freq=0.5,
+                                       protect="backbone.conv1, decoder.project"), example)
+    assert spared.config.protect == ("backbone.conv1", "decoder.project")
+    assert spared.channels["decoder.project.0"] == (16, 16)
+    # conv1's channels are the ones layer1's residual adds share: that whole group keeps its 64
+    assert spared.channels["backbone.conv1"] == (64, 64) and spared.channels["backbone.layer1.1.conv2"] == (64, 64)
+    assert model.decoder.project[0].out_channels == 16 and model.backbone.conv1.out_channels == 64
+    assert spared.channel_ratio > uniform.channel_ratio  # the rest pays for what was spared
+    assert spared.macs_fraction <= 0.5
+    assert spared.channels["backbone.layer4.1.conv2"][1] <= uniform.channels["backbone.layer4.1.conv2"][1]
+    assert model(example).shape[-2:] == example.shape[-2:]
+
+
+def test_protect_is_checked_before_any_change(example):
+    model = small_model()
+    with pytest.raises(ConfigError, match=r"--protect 'backbone.layer9' names no convolution that --scope all prunes "
+                                          r"in DeepLabV3Plus; name modules such as "):
+        prune_(model, PruneConfig(channel_ratio=0.5, scope="all", importance="l1", protect="backbone.layer9"), example)
+    with pytest.raises(ConfigError, match=r"--protect 'backbone.conv1' names no convolution that --scope decoder"):
+        prune_(model, PruneConfig(channel_ratio=0.5, importance="l1", protect=["backbone.conv1"]), example)
+    with pytest.raises(ConfigError, match=r"--protect .* is not valid: give module names"):
+        PruneConfig(channel_ratio=0.5, protect=[3])
+    # the protected layers' MACs join the floor: a target below it names them
+    with pytest.raises(ConfigError, match=r"below the 0.\d\d that the classifier and the --protect layers "
+                                          r"\(backbone.layer4\) cost with --scope all; use fewer --protect layers"):
+        prune_(model, PruneConfig(target_macs=0.15, scope="all", importance="l1", keep_freq=0.5,
+                                  protect="backbone.layer4"), example)
+    assert model.backbone.conv1.out_channels == 64 and model.decoder.keep == 1.0  # nothing cut, nor truncated

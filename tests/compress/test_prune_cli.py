@@ -87,6 +87,7 @@ def test_pruned_model_exports_to_onnx(tmp_path) -> None:
     (["--channel-ratio", "1.0"], "channel"),
     (["--channel-ratio", "0.5", "--target-macs", "0.5"], "not both"),
     (["--target-macs", "0.01"], "below"),
+    (["--channel-ratio", "0.5", "--protect", "decoder.nowhere"], "--protect 'decoder.nowhere' names no convolution"),
 ])
 def test_prune_user_errors_exit_2_with_one_line(checkpoint, tmp_path, capsys, argv, needle) -> None:
     code = main(["prune", str(checkpoint), "--data", DATA, "--out", str(tmp_path / "o"), "--no-progress", *argv])
