@@ -29,6 +29,7 @@ def environment() -> dict[str, Any]:
         "python": platform.python_version(),
         "platform": platform.platform(),
         "machine": platform.machine(),
+        "cpu": cpu_model(),
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "torch": torch.__version__,
@@ -44,6 +45,22 @@ def environment() -> dict[str, Any]:
         env["cuda"] = torch.version.cuda
     env.update(package_versions())
     return env
+
+
+def cpu_model(cpuinfo: str = "/proc/cpuinfo") -> str | None:
+    """The CPU's model name (``AMD EPYC 7B13``), which ``platform.machine()`` (``x86_64``) does not say:
+    two runs of one recipe on two CPU models differ by more than the noise between seeds, so every
+    report names it. Linux reads /proc/cpuinfo (py-cpuinfo would add a dependency for one line);
+    elsewhere ``platform.processor()``, or None when nothing says."""
+    try:
+        with open(cpuinfo, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() in ("model name", "Model", "Hardware") and value.strip():
+                    return value.strip()
+    except OSError:
+        pass
+    return platform.processor() or None
 
 
 # Packages a deployment figure depends on, read from their metadata (nothing is imported).

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shlex
 
-from segprune.report import command_line, portable_path
+from segprune.report import command_line, cpu_model, portable_path
 
 
 def test_command_line_names_no_machine_and_reruns_from_any_checkout(tmp_path) -> None:
@@ -48,3 +48,17 @@ def test_portable_path_keeps_the_name_given_and_never_disguises_the_filesystem_r
     assert portable_path(repo / "link" / "h.json", repo) == "link/h.json"
     assert portable_path("/etc/hosts", "/tmp") == "/etc/hosts"
     assert portable_path("C:/data", repo) == "C:/data" and portable_path("synthetic:100", repo) == "synthetic:100"
+
+
+def test_cpu_model_is_read_from_cpuinfo_and_falls_back(tmp_path, monkeypatch) -> None:
+    """Reports name the CPU model: the same recipe trained on two CPU models differed by 2 mIoU."""
+    import platform
+
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD EPYC 7B13\nflags\t: fpu\n")
+    assert cpu_model(str(info)) == "AMD EPYC 7B13"
+    monkeypatch.setattr(platform, "processor", lambda: "arm")
+    assert cpu_model(str(tmp_path / "missing")) == "arm"
+    monkeypatch.setattr(platform, "processor", lambda: "")
+    info.write_text("processor\t: 0\nmodel name\t:\n")
+    assert cpu_model(str(info)) is None
