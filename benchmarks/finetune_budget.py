@@ -91,10 +91,10 @@ def main(argv: list[str] | None = None) -> int:
         config = f"keep{args.keep_freq:g}_{args.scope}_ratio{ratio:g}"
     protect = protect_names(args.protect)
     steps = f"_steps{args.prune_steps}" if args.prune_steps > 1 else ""
-    steps += f"_protect-{'+'.join(protect)}" if protect else ""
+    spared = f"_protect-{'+'.join(protect)}" if protect else ""
     features = f"_fkd{args.feature_kd:g}" if args.feature_kd else ""
     held = f"_without{args.held_out}" if args.held_out else ""  # another baseline and training split
-    config = (f"{args.size}_{args.mode}_calib{args.calib_images}_{config}{steps}_ep{args.epochs}_lr{args.lr:g}"
+    config = (f"{args.size}_{args.mode}_calib{args.calib_images}_{config}{steps}{spared}_ep{args.epochs}_lr{args.lr:g}"
               f"_kd{args.kd:g}{features}{held}")
     size = parse_size(args.size)
     started = time.perf_counter()

@@ -69,16 +69,15 @@ def protect_names(protect) -> tuple[str, ...]:
     return tuple(dict.fromkeys(names))
 
 
-def check_protect(model: nn.Module, scope: str, protect: tuple[str, ...]) -> tuple[str, ...]:
-    """``protect`` if every name is a module of ``model`` holding a conv in ``scope``; else a ConfigError
-    naming the first that is not and what could be named instead."""
+def check_protect(model: nn.Module, scope: str, protect: tuple[str, ...]) -> None:
+    """A ConfigError naming the first of ``protect`` that holds no conv of ``model`` in ``scope``, and what
+    could be named instead."""
     convs = scope_convs(model, scope)
     for prefix in protect:
         if not any(in_scope(name, (prefix,)) for name in convs):
             stages = sorted({name.rsplit(".", 2)[0] if name.count(".") >= 2 else name for name in convs})
             raise ConfigError(f"--protect {prefix!r} names no convolution that --scope {scope} prunes in "
                               f"{type(model).__name__}; name modules such as {', '.join(stages[:8])}")
-    return protect
 
 
 def prunable_convs(model: nn.Module, scope: str, protect: tuple[str, ...] = ()) -> dict[str, nn.Conv2d]:
