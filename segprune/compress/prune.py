@@ -17,7 +17,8 @@ the new channel counts, so ``save_checkpoint``/``load_checkpoint`` round-trip th
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -124,27 +125,51 @@ class _OrderImportance(tp.importance.Importance):
         return torch.arange(len(group[0].idxs), dtype=torch.float32)
 
 
-def _prune_at(model: nn.Module, ratio: float, importance: tp.importance.Importance, example: torch.Tensor,
-              config: PruneConfig) -> None:
-    """Trace, rank and cut with torch-pruning (local pruning at ``ratio``).
+@contextmanager
+def _traceable(model: nn.Module) -> Iterator[None]:
+    """``model`` with ``spectral`` truncation swapped for ``area`` while torch-pruning traces it.
 
-    The graph is traced with ``spectral`` truncation swapped for ``area``: torch-pruning
-    follows the channel axis through the reshapes inside a batched MatMul wrongly (it maps
-    the skip projection onto the ASPP half of the concat), while area pooling, like the
-    spectral operator, maps each channel to itself, so both give the same channel graph.
+    torch-pruning follows the channel axis through the reshapes inside a batched MatMul
+    wrongly (it maps the skip projection onto the ASPP half of the concat), while area
+    pooling, like the spectral operator, maps each channel to itself, so both give the same
+    channel graph.
     """
     adapter = adapter_for(model)
     keep, mode = adapter.truncation(model)
     if mode == "spectral":
         adapter.set_truncation(model, keep, "area")
     try:
+        yield
+    finally:
+        adapter.set_truncation(model, keep, mode)
+
+
+def _prune_at(model: nn.Module, ratio: float, importance: tp.importance.Importance, example: torch.Tensor,
+              config: PruneConfig) -> None:
+    """Trace, rank and cut with torch-pruning (local pruning at ``ratio``)."""
+    with _traceable(model):
         pruner = tp.pruner.BasePruner(model, example, importance=importance, pruning_ratio=ratio,
                                       global_pruning=False,
                                       ignored_layers=ignored_layers(model, config.scope, config.protect),
                                       round_to=config.round_to if config.round_to > 1 else None)
         pruner.step()
-    finally:
-        adapter.set_truncation(model, keep, mode)
+
+
+def _held_whole(model: nn.Module, names: Iterable[str], config: PruneConfig, example: torch.Tensor) -> set[str]:
+    """The convs of ``model`` among ``names`` whose output channels are coupled to a layer torch-pruning must leave
+    whole (under ``--protect`` or outside the scope): a residual add ties the stem's channels to
+    every ``layer1`` block's last conv, so protecting the stem keeps those widths too, and their
+    MACs belong to the floor."""
+    ignored = {id(m) for m in ignored_layers(model, config.scope, config.protect)}
+    with _traceable(model):
+        graph = tp.DependencyGraph().build_dependency(model, example_inputs=example)
+    held = set()
+    for name in names:
+        conv = model.get_submodule(name)
+        group = graph.get_pruning_group(conv, graph.get_pruner_of_module(conv).prune_out_channels, idxs=[0])
+        if any(id(item.dep.target.module) in ignored for item in group):
+            held.add(name)
+    return held
 
 
 def _meta_copy(model: nn.Module) -> nn.Module:
@@ -156,16 +181,19 @@ def _solve_ratio(model: nn.Module, config: PruneConfig, size: tuple[int, int], o
     target, scope = config.target_macs, config.scope
     now = count_macs(_meta_copy(model), size)
     convs = prunable_convs(model, scope, config.protect)
+    example = torch.zeros(1, 3, *size, device="meta")
+    held = _held_whole(_meta_copy(model), convs, config, example)  # traced on a shape-only copy
+    convs = {name: conv for name, conv in convs.items() if name not in held}
     floor = (now.total_macs - sum(now.layers.get(n, 0) for n in convs)) / original
     if target < floor:
         wider = f"{WIDER[scope]} or " if WIDER[scope] else ""
-        spared = f" and the --protect layers ({','.join(config.protect)})" if config.protect else ""
+        spared = (f" and the --protect layers ({','.join(config.protect)}, with the layers that share their "
+                  "channels)") if config.protect else ""
         raise ConfigError(f"--target-macs {target:.2f} of the MACs is below the {floor:.2f} that the {OUTSIDE[scope]}"
                           f"{spared} cost with --scope {scope}; use {wider}{'fewer --protect layers or ' if spared else ''}"
                           f"a target >= {math.ceil(floor * 100 - 1e-9) / 100:.2f}")
     if now.total_macs / original <= target:
         return 0.0
-    example = torch.zeros(1, 3, *size, device="meta")
 
     def fraction(ratio: float) -> float:
         trial = _meta_copy(model)

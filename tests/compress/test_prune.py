@@ -144,6 +144,22 @@ def test_protected_layers_keep_their_channels_and_the_rest_meets_the_target(exam
     assert model(example).shape[-2:] == example.shape[-2:]
 
 
+def test_the_floor_counts_the_layers_coupled_to_a_protected_one(example):
+    """Protecting the stem keeps every layer1 block's last conv whole too (the residual adds share its
+    channels): the floor the error names is what is really left whole, not the stem alone."""
+    model = small_model()
+    macs = count_macs(model, (HEIGHT, WIDTH))
+    coupled = ["backbone.conv1", "backbone.layer1.0.conv2", "backbone.layer1.1.conv2"]
+    whole = [n for n in macs.layers if n.startswith("classifier")] + coupled
+    floor = sum(macs.layers[n] for n in whole) / macs.total_macs
+    stem_only = sum(macs.layers[n] for n in whole if not n.startswith("backbone.layer1")) / macs.total_macs
+    assert f"{floor:.2f}" != f"{stem_only:.2f}"  # the test tells the two apart
+    with pytest.raises(ConfigError, match=rf"below the {floor:.2f} that the classifier and the --protect layers "
+                                          r"\(backbone.conv1, with the layers that share their channels\) cost"):
+        prune_(model, PruneConfig(target_macs=floor - 0.01, scope="all", importance="l1", protect="backbone.conv1"),
+               example)
+
+
 def test_protect_is_checked_before_any_change(example):
     model = small_model()
     with pytest.raises(ConfigError, match=r"--protect 'backbone.layer9' names no convolution that --scope all prunes "
@@ -155,7 +171,8 @@ def test_protect_is_checked_before_any_change(example):
         PruneConfig(channel_ratio=0.5, protect=[3])
     # the protected layers' MACs join the floor: a target below it names them
     with pytest.raises(ConfigError, match=r"below the 0.\d\d that the classifier and the --protect layers "
-                                          r"\(backbone.layer4\) cost with --scope all; use fewer --protect layers"):
+                                          r"\(backbone.layer4, with the layers that share their channels\) cost "
+                                          r"with --scope all; use fewer --protect layers"):
         prune_(model, PruneConfig(target_macs=0.15, scope="all", importance="l1", keep_freq=0.5,
                                   protect="backbone.layer4"), example)
     assert model.backbone.conv1.out_channels == 64 and model.decoder.keep == 1.0  # nothing cut, nor truncated
