@@ -67,7 +67,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     prune.add_argument("--protect", default="", metavar="MODULES",
                        help="comma-separated modules in --scope that keep all their channels, the rest sharing the "
                             "pruning (widths per stage; e.g. decoder.project: the skip projection costs 0.1%% of "
-                            "DeepLabV3+'s MACs). A residual stage's shared channels stay when any of its convs is named")
+                            "DeepLabV3+'s MACs). 'fine' names the stride-2/4 path found from the model's shapes (the "
+                            "stem, the encoder's first stage, the skip projection; measured in the README under 'Widths "
+                            "per stage'). A residual stage's shared channels stay when any of its convs is "
+                            "named")
     prune.add_argument("--round-to", type=positive_int, default=8, help="keep channel counts multiples of this (tensor cores)")
     prune.add_argument("--prune-steps", type=positive_int, default=1, metavar="N",
                        help="prune gradually: N rounds of pruning, each followed by its share of --finetune-epochs, "
@@ -131,9 +134,9 @@ def run(args: argparse.Namespace) -> int:
     val_set = build_dataset(args.data, args.val_split, transform=EvalTransform())
     model, device, _ = load_model_for(args.checkpoint, val_set, "cpu", args)
     if config.prunes:  # names in --protect are checked against the model before any analysis
-        from segprune.compress.scope import check_protect
+        from segprune.compress.scope import resolve_protect
 
-        check_protect(model, config.scope, config.protect)
+        resolve_protect(model, config.scope, config.protect)
     check_free_space(args.out, model, 5, "the compressed model and its fine-tuning run")
     size = args.input_size or tuple(val_set.read_label(0).shape)
     band = None

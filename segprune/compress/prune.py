@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import torch
@@ -30,12 +30,12 @@ from segprune.compress.macs import MacReport, count_macs
 from segprune.compress.scope import (
     OUTSIDE,
     WIDER,
-    check_protect,
     check_ratio,
     check_scope,
     ignored_layers,
     largest_ratio,
     protect_names,
+    resolve_protect,
     prunable_convs,
     prunable_widths,
     scope_convs,
@@ -233,7 +233,7 @@ def check_reachable(model: nn.Module, config: PruneConfig, size: tuple[int, int]
     keep, mode = adapter.truncation(trial)
     before = count_macs(trial, size).total_macs
     _truncate_for(trial, config, keep, mode)
-    check_protect(trial, config.scope, config.protect)
+    config = replace(config, protect=resolve_protect(trial, config.scope, config.protect))
     if config.channel_ratio is not None:
         check_ratio(prunable_convs(trial, config.scope, config.protect), config.channel_ratio, config.round_to)
         return config.channel_ratio
@@ -255,7 +255,7 @@ def prune_(model: nn.Module, config: PruneConfig, example_input: torch.Tensor,
         raise ConfigError(f"prune_ needs a PruneConfig, got {type(config).__name__}: use PruneConfig(channel_ratio=0.5)")
     adapter = adapter_for(model)
     convs = scope_convs(model, config.scope)
-    check_protect(model, config.scope, config.protect)
+    asked, config = config, replace(config, protect=resolve_protect(model, config.scope, config.protect))
     if importance is None:
         require_calibration(config.importance, calib_batches)
     example = example_input.to(next(model.parameters()).device)
@@ -295,4 +295,4 @@ def prune_(model: nn.Module, config: PruneConfig, example_input: torch.Tensor,
     finally:
         model.train(was_training)
     channels = {n: (widths[n], c.out_channels) for n, c in convs.items()}
-    return PruneResult(config, ratio, adapter.truncation(model)[0], before, after, channels)
+    return PruneResult(asked, ratio, adapter.truncation(model)[0], before, after, channels)

@@ -14,7 +14,11 @@ projection costs 0.1% of DeepLabV3+'s MACs and carries the stride-4 detail), so
 protecting them costs few MACs and the solved ratio of the rest rises a little. torch-pruning
 never prunes a channel group with a protected member, so protecting one conv of a residual
 stage protects the stage's shared channels (e.g. ``backbone.conv1`` keeps ``layer1``'s
-block outputs too).
+block outputs too). The keyword ``fine`` names the encoder's convs on grids as fine as the
+decoder's skip input or finer, and the skip projection (DeepLabV3+ R18: the stem, ``layer1``
+and ``decoder.project``, 7.5% of the MACs): the path that carries the stride-2/4 detail,
+which uniform pruning at a third of the MACs cuts from 64 to 40 channels (README, "Widths per
+stage"). It is found from the model's shapes, so it names the same path in an SMP model.
 
 The ratio helpers mirror torch-pruning's local pruning (``BasePruner._prune``): a layer of
 ``C`` channels keeps ``int(C * (1 - ratio))``, rounded *down* to a multiple of ``round_to``,
@@ -25,14 +29,16 @@ from __future__ import annotations
 
 import math
 
+import torch
 from torch import nn
 
 from segprune.choices import IMPORTANCES, SCOPES
 from segprune.errors import ConfigError
 from segprune.models.adapters import adapter_for
 
-__all__ = ["IMPORTANCES", "SCOPES", "check_protect", "check_scope", "ignored_layers", "in_scope", "prunable_convs",
-           "protect_names", "scope_convs"]
+__all__ = ["FINE_PATH", "IMPORTANCES", "SCOPES", "check_protect", "check_scope", "fine_path", "ignored_layers",
+           "in_scope", "prunable_convs", "protect_names", "resolve_protect", "scope_convs"]
+FINE_PATH = "fine"  # --protect keyword: the stride-2/4 path (fine_path)
 # What a scope leaves out, in words, and the next wider scope to suggest.
 OUTSIDE = {"decoder": "backbone, ASPP and classifier", "head": "backbone and classifier", "all": "classifier"}
 WIDER = {"decoder": "--scope head or --scope all", "head": "--scope all", "all": None}
@@ -69,15 +75,60 @@ def protect_names(protect) -> tuple[str, ...]:
     return tuple(dict.fromkeys(names))
 
 
+def fine_path(model: nn.Module, scope: str = "all") -> tuple[str, ...]:
+    """The convs of ``scope`` on the path that carries the finest detail to the decoder: the
+    encoder's convs whose output grid is at least as fine as the decoder's skip input (the
+    adapter's grid layer), and the skip projection itself.
+
+    The grids are read from one forward pass of a shape-only (``meta``) copy, so the answer
+    holds for any family whose adapter names its grid layer, whatever its layers are called.
+    """
+    adapter = adapter_for(model)
+    trial = adapter.meta_copy(model)
+    grid = adapter.grid_layer(trial)
+    encoder = [n for n in scope_convs(trial, "all") if not in_scope(n, adapter.scope_prefixes("head"))]
+    shapes: dict[str, tuple[int, int]] = {}
+
+    def record(name: str):
+        def hook(module: nn.Module, args: tuple, out: torch.Tensor) -> None:
+            shapes.setdefault(name, tuple(out.shape[-2:]))
+        return hook
+
+    hooks = [trial.get_submodule(name).register_forward_hook(record(name)) for name in [*encoder, grid]]
+    try:
+        with torch.no_grad():
+            trial(torch.zeros(1, 3, 256, 256, device="meta"))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    h, w = shapes[grid]
+    finer = [n for n in encoder if n in shapes and shapes[n][0] * shapes[n][1] >= h * w]
+    return tuple(n for n in scope_convs(model, scope) if n in finer or in_scope(n, (grid,)))
+
+
+def resolve_protect(model: nn.Module, scope: str, protect: tuple[str, ...]) -> tuple[str, ...]:
+    """``protect`` with the keyword ``fine`` replaced by :func:`fine_path`'s convs, checked against the
+    model (:func:`check_protect`)."""
+    if FINE_PATH in protect:
+        path = fine_path(model, scope)
+        if not path:
+            raise ConfigError(f"--protect {FINE_PATH} names no convolution that --scope {scope} prunes in "
+                              f"{type(model).__name__}: the stride-2/4 path lies outside it; use --scope all")
+        protect = tuple(dict.fromkeys(n for p in protect for n in (path if p == FINE_PATH else (p,))))
+    check_protect(model, scope, protect)
+    return protect
+
+
 def check_protect(model: nn.Module, scope: str, protect: tuple[str, ...]) -> None:
     """A ConfigError naming the first of ``protect`` that holds no conv of ``model`` in ``scope``, and what
-    could be named instead."""
+    could be named instead (the keyword ``fine`` aside: :func:`resolve_protect`)."""
     convs = scope_convs(model, scope)
     for prefix in protect:
-        if not any(in_scope(name, (prefix,)) for name in convs):
+        if prefix != FINE_PATH and not any(in_scope(name, (prefix,)) for name in convs):
             stages = sorted({name.rsplit(".", 2)[0] if name.count(".") >= 2 else name for name in convs})
             raise ConfigError(f"--protect {prefix!r} names no convolution that --scope {scope} prunes in "
-                              f"{type(model).__name__}; name modules such as {', '.join(stages[:8])}")
+                              f"{type(model).__name__}; name modules such as {', '.join(stages[:8])}, or "
+                              f"{FINE_PATH} (the stride-2/4 path)")
 
 
 def prunable_convs(model: nn.Module, scope: str, protect: tuple[str, ...] = ()) -> dict[str, nn.Conv2d]:

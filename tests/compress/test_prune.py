@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from segprune.compress import PruneConfig, TruncationConfig, count_macs, prune_, truncate_
+from segprune.compress.scope import fine_path, resolve_protect
 from segprune.errors import ConfigError
 from segprune.models import load_checkpoint, save_checkpoint
 from tests.compress.conftest import HEIGHT, WIDTH, small_model
@@ -142,6 +143,23 @@ def test_protected_layers_keep_their_channels_and_the_rest_meets_the_target(exam
     assert spared.macs_fraction <= 0.5
     assert spared.channels["backbone.layer4.1.conv2"][1] <= uniform.channels["backbone.layer4.1.conv2"][1]
     assert model(example).shape[-2:] == example.shape[-2:]
+
+
+def test_protect_fine_names_the_stride_2_and_4_path_from_the_shapes(example):
+    """``fine``: the encoder's convs on grids at least as fine as the skip input (stem at stride 2,
+    layer1 at stride 4), and the skip projection; not layer2, nor the decoder's fusion convs,
+    which run on the same grid at keep 1."""
+    model = small_model()
+    path = ("backbone.conv1", "backbone.layer1.0.conv1", "backbone.layer1.0.conv2", "backbone.layer1.1.conv1",
+            "backbone.layer1.1.conv2", "decoder.project.0")
+    assert fine_path(model) == path
+    assert fine_path(model, "decoder") == ("decoder.project.0",)  # what of it --scope decoder may prune
+    assert resolve_protect(model, "all", ("fine", "aspp.convs.0")) == (*path, "aspp.convs.0")
+    named = prune_(small_model(), PruneConfig(target_macs=0.5, scope="all", importance="l1",
+                                              protect="backbone.conv1,backbone.layer1,decoder.project"), example)
+    fine = prune_(model, PruneConfig(target_macs=0.5, scope="all", importance="l1", protect="fine"), example)
+    assert fine.channels == named.channels and fine.channel_ratio == named.channel_ratio
+    assert fine.config.protect == ("fine",)  # the report keeps what was asked
 
 
 def test_the_floor_counts_the_layers_coupled_to_a_protected_one(example):

@@ -114,6 +114,18 @@ def test_spectral_ranking_measures_the_smp_decoder() -> None:
         assert torch.all((share >= 0) & (share <= 1 + 1e-9)), name
 
 
+def test_protect_fine_finds_the_same_path_in_an_smp_model() -> None:
+    """The stride-2/4 path from the shapes, whatever the layers are called: the stem, the first stage
+    and SMP's skip projection (``decoder.block1``)."""
+    from segprune.compress.scope import fine_path
+
+    assert fine_path(small_smp()) == ("encoder.conv1", "encoder.layer1.0.conv1", "encoder.layer1.0.conv2",
+                                      "encoder.layer1.1.conv1", "encoder.layer1.1.conv2", "decoder.block1.0")
+    path = fine_path(small_smp("mobilenet_v2"))  # inverted residuals: stride 4 ends at the stride-2 depthwise
+    assert path[0] == "encoder.features.0.0" and path[-1] == "decoder.block1.0"
+    assert "encoder.features.3.conv.2" in path and not any(n.startswith("encoder.features.5") for n in path)
+
+
 def test_save_pretrained_folders_load_without_pickle(tmp_path) -> None:
     model = small_smp("mobilenet_v2", classes=4)
     model.save_pretrained(tmp_path / "mine")
