@@ -35,9 +35,9 @@ from segprune.compress.scope import (
     ignored_layers,
     largest_ratio,
     protect_names,
-    resolve_protect,
     prunable_convs,
     prunable_widths,
+    resolve_protect,
     scope_convs,
 )
 from segprune.compress.truncation import TruncationConfig, truncate_
