@@ -20,11 +20,16 @@ channel's energy inside the kept band, times torch-pruning's L1 group magnitude.
 activation energy turned out to rank channels worse than random order on CamVid (a
 channel active on few pixels, a small class's detector, has little energy and a large
 effect), while the in-band fraction ranks better than magnitude alone there before any
-fine-tuning (``benchmarks/importance_ranking.py``). After fine-tuning it is ahead of or level
-with L1 in most settings measured, by less than the noise between seeds in some (CE +
-distillation, ``benchmarks/finetune_budget.py``; figures in the README), and 1.5 behind with
-the decoder only and one epoch of CE (``benchmarks/compression.py``). It is the default;
-plain ``spectral`` stays selectable.
+fine-tuning (``benchmarks/importance_ranking.py``). After fine-tuning (CE + distillation,
+``benchmarks/finetune_budget.py``; figures in the README) it is ahead of L1 at half the MACs
+(+0.72 paired, 2 seeds), behind at a third (-0.54 and -1.34 paired means over 3 seeds on two
+baselines), and 1.5 behind with the decoder only and one epoch of CE
+(``benchmarks/compression.py``). At keep 0.75 every layer coarser than the decoder grid keeps
+its whole band, so the in-band fraction is 1 there and the ranking differs from L1 only on the
+stride-2/4 path (stem, first stage, skip projection): that path, whose finer channels feed the
+untruncated encoder as well as the decoder, is where it gains or loses, and ``--protect fine``
+(:mod:`segprune.compress.scope`) keeps it whole. It is the default; plain ``spectral`` stays
+selectable.
 
 Blocks: the enclosing ``Sequential`` that starts with the conv and holds no other conv
 (ConvBNReLU, the ASPP pooling branch, torchvision's Conv2dNormActivation/downsample);
