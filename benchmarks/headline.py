@@ -38,9 +38,11 @@ GOALS = {"macs_fraction": 0.33, "loss_vs_control": 1.0, "speedup_ort_fp32": 2.5,
          "paired_spectral_minus_l1": 1.0}
 # What must be equal for reports to sit on one Pareto curve: the same baseline (path and val score, so a
 # retrained baseline at the same path is caught), input size, band, pruning scope and fine-tuning budget.
-# The control prunes nothing, so reports share it when the baseline and budget agree.
+# The control prunes nothing, so reports share it when the baseline and budget agree. The layers a report
+# protects (--protect) are not a curve key: they make their own arm on the curve, since comparing widths per
+# stage against uniform widths on one baseline and budget is the point of running them.
 CONTROL_KEYS = ("baseline", "baseline_miou", "size", "epochs", "lr", "kd", "accuracy_split")
-CURVE_KEYS = (*CONTROL_KEYS, "mode", "calib_images", "keep_freq", "scope", "protect", "prune_steps", "feature_kd")
+CURVE_KEYS = (*CONTROL_KEYS, "mode", "calib_images", "keep_freq", "scope", "prune_steps", "feature_kd")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -50,6 +52,10 @@ def main(argv: list[str] | None = None) -> int:
                              "(default: those of results/pareto_macs*.json that share the headline report's)")
     parser.add_argument("--headline-macs", type=float, default=0.33, help="MACs target of the headline point")
     parser.add_argument("--ranking", default="spectral-l1", help="the headline's channel ranking")
+    parser.add_argument("--protect", default="",
+                        help="the headline's protected layers, comma-separated as given to finetune_budget.py "
+                             "--protect (default: none, uniform widths); spectral-l1 minus L1 is then paired on "
+                             "the uniform-width report at the same target, which --pareto should name too")
     parser.add_argument("--seed", type=int, default=0, help="the headline run whose model is exported and timed")
     parser.add_argument("--camvid", type=Path, default=ROOT.parent / "shared" / "data" / "camvid")
     parser.add_argument("--latency-sizes", default="360x480,512x1024", help="comma-separated HxW timed in onnxruntime")
@@ -77,10 +83,11 @@ def main(argv: list[str] | None = None) -> int:
     from segprune.report import command_line, make_report
 
     started = time.perf_counter()
+    protect = sorted(filter(None, (name.strip() for name in args.protect.split(","))))
     try:
-        reports = select_curve({p: load_json(p) for p in args.pareto}, args.headline_macs, explicit)
+        reports = select_curve({p: load_json(p) for p in args.pareto}, args.headline_macs, explicit, protect)
         curve = pareto(reports)
-        point = headline(reports, args.headline_macs, args.ranking)
+        point = headline(reports, args.headline_macs, args.ranking, protect)
     except ValueError as err:
         print(err, file=sys.stderr)
         return 2
@@ -116,16 +123,17 @@ def main(argv: list[str] | None = None) -> int:
         timed = {**deploy["summary"]["pareto_speedup_ort_fp32"],
                  point_name(point["report"]): deploy["summary"]["speedup_ort_fp32"]}
         for row in curve:
-            if row["arm"] == args.ranking and row["target_macs"] is not None:
+            if row.get("ranking") == args.ranking and row["target_macs"] is not None:
                 row["speedup_ort_fp32"] = timed.get(point_name(row))
     summary = {
-        "macs_fraction": point["macs_fraction"], "ranking": args.ranking,
+        "macs_fraction": point["macs_fraction"], "ranking": args.ranking, "protect": protect,
         "miou_runs": point["miou_runs"], "miou_median": point["miou_median"],
         "control_runs": point["control_runs"], "control_median": point["control_median"],
         "loss_vs_control": point["control_median"] - point["miou_median"],
         "baseline_miou": point["baseline_miou"], "l1_runs": point["l1_runs"],
         "paired_spectral_minus_l1": point["paired"],
         "paired_mean": statistics.fmean(point["paired"].values()) if point["paired"] else float("nan"),
+        "paired_over_uniform": point["over_uniform"],
         **deploy["summary"],
         "accuracy_split": VAL_SPLIT,
     }
@@ -150,24 +158,29 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def select_curve(reports: dict[Path, dict], target: float, explicit: bool) -> list[dict]:
-    """The reports on the headline's curve: one per MACs target, all of the headline report's recipe.
+def select_curve(reports: dict[Path, dict], target: float, explicit: bool,
+                 protect: list[str] | None = None) -> list[dict]:
+    """The reports on the headline's curve: one per MACs target and protected set, all of the headline
+    report's recipe.
 
-    The headline report is the first at ``target``; found by the default glob, a report of the held-out
-    video at the same target gives way to the val one. Another recipe is refused when the user named
-    the report (``explicit``) and left out with a line on stderr when the glob found it; two reports
-    at one target are refused either way (their seeds would be split between two rows).
+    The headline report is the first at ``target`` that protects ``protect``; found by the default glob, a
+    report of the held-out video at the same target gives way to the val one. Another recipe is refused
+    when the user named the report (``explicit``) and left out with a line on stderr when the glob found
+    it; two reports at one target and protected set are refused either way (their seeds would be split
+    between two rows).
     """
-    candidates = [(p, r) for p, r in reports.items() if is_at(r, target)]
+    protect = sorted(protect or ())
+    candidates = [(p, r) for p, r in reports.items() if is_at(r, target, protect)]
     if not candidates:
-        raise ValueError(f"no Pareto run has target {target:g}: pass its JSON with --pareto")
+        spared = f" protecting {','.join(protect)}" if protect else " at uniform widths"
+        raise ValueError(f"no Pareto run has target {target:g}{spared}: pass its JSON with --pareto")
     if not explicit and len(candidates) > 1:  # named ones: the first is the headline's, the others are checked
         candidates = [(p, r) for p, r in candidates if r.get("accuracy_split") == VAL_SPLIT] or candidates
         if len(candidates) > 1:
             raise ValueError(f"{len(candidates)} reports at target {target:g} "
                              f"({', '.join(str(p) for p, _ in candidates)}): pass the headline's with --pareto")
     head = candidates[0][1]
-    on_curve: dict[float, tuple[Path, dict]] = {}
+    on_curve: dict[tuple[float, tuple[str, ...]], tuple[Path, dict]] = {}
     for path, report in reports.items():
         why = "no --target-macs" if report.get("target_macs") is None else mismatch(report, head, CURVE_KEYS)
         if why and explicit:
@@ -175,10 +188,12 @@ def select_curve(reports: dict[Path, dict], target: float, explicit: bool) -> li
         if why:
             print(f"leaving out {path.name}: {why}", file=sys.stderr)
             continue
-        if (twin := on_curve.get(report["target_macs"])) is not None:
-            raise ValueError(f"{twin[0]} and {path} are both at target {report['target_macs']:g}: merge their runs "
-                             "into one report (finetune_budget.py --reuse with all the seeds) or pass one")
-        on_curve[report["target_macs"]] = (path, report)
+        key = (report["target_macs"], tuple(recipe(report)["protect"]))
+        if (twin := on_curve.get(key)) is not None:
+            raise ValueError(f"{twin[0]} and {path} are both at target {report['target_macs']:g} with the same "
+                             "protected layers: merge their runs into one report (finetune_budget.py --reuse with "
+                             "all the seeds) or pass one")
+        on_curve[key] = (path, report)
     return [report for _, report in on_curve.values()]
 
 
@@ -234,9 +249,15 @@ def controls(reports: list[dict], reference: dict) -> dict[int, float]:
     return dict(sorted(pooled.items()))
 
 
+def arm_name(importance: str, report: dict) -> str:
+    """A curve arm: the ranking, and the layers its report protected (widths per stage) when it did."""
+    protect = recipe(report)["protect"]
+    return f"{importance}, protect {'+'.join(protect)}" if protect else importance
+
+
 def pareto(reports: list[dict]) -> list[dict]:
-    """One row per MACs target and ranking, and one for the control they share: median, min and max val
-    mIoU over seeds."""
+    """One row per MACs target, ranking and protected set, and one for the control they share: median,
+    min and max val mIoU over seeds."""
     rows = []
     pooled = controls(reports, reports[0]) if reports else {}
     if pooled:
@@ -249,47 +270,63 @@ def pareto(reports: list[dict]) -> list[dict]:
                 continue
             runs = [r for r in report["runs"] if r["importance"] == arm]
             mious = [r["miou"] for r in runs]
-            rows.append({"target_macs": report.get("target_macs"), "arm": arm,
+            rows.append({"target_macs": report.get("target_macs"), "arm": arm_name(arm, report), "ranking": arm,
+                         "protect": recipe(report)["protect"],
                          "macs_fraction": statistics.median(r["macs_fraction"] for r in runs),
                          "seeds": [r["seed"] for r in runs], "miou_runs": mious,
                          "miou_median": statistics.median(mious), "miou_min": min(mious), "miou_max": max(mious)})
     return rows
 
 
-def is_at(report: dict, target: float) -> bool:
-    """Whether ``report`` was run with ``--target-macs target``."""
-    return report.get("target_macs") is not None and abs(report["target_macs"] - target) < 1e-9
+def is_at(report: dict, target: float, protect: list[str] | None = None) -> bool:
+    """Whether ``report`` was run with ``--target-macs target`` and protected ``protect`` (none: uniform)."""
+    return (report.get("target_macs") is not None and abs(report["target_macs"] - target) < 1e-9
+            and recipe(report)["protect"] == sorted(protect or ()))
 
 
-def at_target(reports: list[dict], target: float) -> dict | None:
-    """The first report whose ``--target-macs`` was ``target``."""
-    return next((r for r in reports if is_at(r, target)), None)
+def at_target(reports: list[dict], target: float, protect: list[str] | None = None) -> dict | None:
+    """The first report whose ``--target-macs`` was ``target`` and that protected ``protect``."""
+    return next((r for r in reports if is_at(r, target, protect)), None)
 
 
-def headline(reports: list[dict], target: float, ranking: str) -> dict | None:
-    """The runs at ``target``: the ranking's, L1's and the control's, and the per-seed difference to L1."""
-    report = at_target(reports, target)
+def headline(reports: list[dict], target: float, ranking: str, protect: list[str] | None = None) -> dict | None:
+    """The runs at ``target`` (protecting ``protect``): the ranking's and the control's; spectral-l1 minus
+    L1 per seed; and, for a protected headline, its difference per seed to each uniform-width ranking.
+
+    The rankings are paired on the uniform-width report at ``target``: with layers protected the two
+    rankings may give one model (at keep 0.75 the spectral factor acts only where the protected layers
+    are), so pairing them there would measure nothing.
+    """
+    report = at_target(reports, target, protect)
     if report is None:
         return None
+    uniform = at_target(reports, target) or {"runs": []}
 
-    def by_seed(arm: str) -> dict[int, float]:
-        return {r["seed"]: r["miou"] for r in report["runs"] if r["importance"] == arm}
+    def by_seed(source: dict, arm: str) -> dict[int, float]:
+        return {r["seed"]: r["miou"] for r in source["runs"] if r["importance"] == arm}
 
-    mine, l1, control = by_seed(ranking), by_seed("l1"), controls(reports, report)
+    mine, control = by_seed(report, ranking), controls(reports, report)
+    spectral, l1 = by_seed(uniform, "spectral-l1"), by_seed(uniform, "l1")
     if not mine:
         arms = sorted({r["importance"] for r in report["runs"]} - {"control"})
         raise ValueError(f"the {target:g} report has no {ranking} runs: pass --ranking one of {', '.join(arms)}")
+    over_uniform = {} if report is uniform else {
+        arm: {seed: mine[seed] - theirs[seed] for seed in sorted(mine) if seed in theirs}
+        for arm in ("spectral-l1", "l1") if (theirs := by_seed(uniform, arm))}
     fractions = [r["macs_fraction"] for r in report["runs"] if r["importance"] == ranking]
     return {"report": report, "macs_fraction": statistics.median(fractions), "miou_runs": mine,
             "miou_median": statistics.median(mine.values()), "control_runs": control,
             "control_median": statistics.median(control.values()) if control else float("nan"),
             "baseline_miou": report["runs"][0]["miou_original"], "l1_runs": l1,
-            "paired": {seed: mine[seed] - l1[seed] for seed in sorted(mine) if seed in l1}}
+            "paired": {seed: spectral[seed] - l1[seed] for seed in sorted(spectral) if seed in l1},
+            "over_uniform": over_uniform}
 
 
 def point_name(report_or_row: dict) -> str:
-    """'macs<target>': how a MACs target's model is named among the timed ones."""
-    return f"macs{report_or_row['target_macs']:g}"
+    """'macs<target>', and '_protect' for a report with protected layers: how a point's model is named among
+    the timed ones."""
+    spared = recipe(report_or_row)["protect"] if "runs" in report_or_row else report_or_row["protect"]
+    return f"macs{report_or_row['target_macs']:g}" + ("_protect" if spared else "")
 
 
 def other_points(reports: list[dict], head: dict, ranking: str, seed: int) -> dict[str, str]:
@@ -389,7 +426,7 @@ def plot(curve: list[dict], summary: dict, path: Path) -> None:
                f"\n(under the points: onnxruntime CPU fp32 speed-up at {sizes}, one interleaved run)" if sizes else ""))
     ax.title.set_fontsize(9)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=1)  # below: never over a point
     _save(fig, path)
 
 

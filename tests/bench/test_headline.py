@@ -92,15 +92,16 @@ def test_curve_keys_are_fields_of_the_real_reports_and_each_one_separates_curves
 
     headline = _load("headline")
     real = json.loads((REPO / "benchmarks" / "results" / "pareto_macs0.33.json").read_text())
-    derived = {"baseline_miou", "mode", "calib_images", "protect"}  # protect: absent before --protect
+    derived = {"baseline_miou", "mode", "calib_images"}
     assert set(headline.CURVE_KEYS) - derived <= set(real) and derived <= set(headline.CURVE_KEYS)
     assert {k: headline.recipe(real)[k] for k in ("mode", "calib_images")} == {"mode": "area", "calib_images": "32"}
     base = _report(0.33, {"spectral-l1": [57]}, 0.33)
     for key in set(headline.CURVE_KEYS) - derived:
         assert headline.mismatch({**base, key: "other"}, base, headline.CURVE_KEYS).startswith(f"{key} other != ")
-    assert headline.recipe(real)["protect"] == []
-    spared = {**base, "protect": ["decoder.project"]}
-    assert headline.mismatch(spared, base, headline.CURVE_KEYS) == "protect ['decoder.project'] != []"
+    assert headline.recipe(real)["protect"] == []  # absent before --protect: uniform widths
+    spared = {**base, "protect": ["decoder.project"]}  # on the curve, as its own arm
+    assert headline.mismatch(spared, base, headline.CURVE_KEYS) is None
+    assert headline.arm_name("l1", spared) == "l1, protect decoder.project" and headline.arm_name("l1", base) == "l1"
     bilinear = {**base, "config": base["config"].replace("area", "bilinear")}
     assert headline.mismatch(bilinear, base, headline.CURVE_KEYS) == "mode bilinear != area"
     absolute = {**base, "baseline": str(REPO / "base.safetensors")}  # the same file, written absolute
@@ -109,13 +110,38 @@ def test_curve_keys_are_fields_of_the_real_reports_and_each_one_separates_curves
     assert headline.mismatch(rescored, base, headline.CURVE_KEYS) is None
 
 
+def test_a_protected_headline_is_its_own_arm_and_pairs_the_rankings_on_the_uniform_report():
+    """With layers protected both rankings may give one model, so spectral-l1 minus L1 comes from the
+    uniform-width report at the same target, and the protected runs are paired against each uniform ranking."""
+    headline = _load("headline")
+    uniform = _report(0.33, {"control": [59, 60], "spectral-l1": [55, 54], "l1": [56, 55]}, 0.33)
+    spared = {**_report(0.33, {"spectral-l1": [57, 55]}, 0.328), "protect": ["backbone.layer1", "backbone.conv1"]}
+    low = _report(0.25, {"spectral-l1": [53, 52]}, 0.25)
+    paths = {Path("u.json"): uniform, Path("p.json"): spared, Path("l.json"): low}
+    reports = headline.select_curve(paths, 0.33, explicit=True, protect=["backbone.conv1", "backbone.layer1"])
+    assert len(reports) == 3  # two reports at 0.33, told apart by what they protect
+    point = headline.headline(reports, 0.33, "spectral-l1", ["backbone.conv1", "backbone.layer1"])
+    assert point["report"] is spared and point["miou_runs"] == {0: 57, 1: 55} and point["control_median"] == 59.5
+    assert point["paired"] == {0: -1, 1: -1}  # from the uniform report, not the protected one
+    assert point["over_uniform"] == {"spectral-l1": {0: 2, 1: 1}, "l1": {0: 1, 1: 0}}
+    assert headline.headline(reports, 0.33, "spectral-l1")["over_uniform"] == {}
+    rows = {r["arm"]: r for r in headline.pareto(reports) if r["target_macs"] == 0.33}
+    assert rows["spectral-l1, protect backbone.conv1+backbone.layer1"]["miou_median"] == 56
+    assert rows["spectral-l1"]["miou_median"] == 54.5 and len(rows) == 3
+    assert [headline.point_name(r) for r in reports] == ["macs0.33", "macs0.33_protect", "macs0.25"]
+    with pytest.raises(ValueError, match="no Pareto run has target 0.33 protecting decoder.project"):
+        headline.select_curve(paths, 0.33, explicit=True, protect=["decoder.project"])
+    with pytest.raises(ValueError, match="u.json and v.json are both at target 0.33 with the same protected"):
+        headline.select_curve({**paths, Path("v.json"): dict(uniform)}, 0.33, explicit=True)
+
+
 def test_curve_selection_refuses_two_reports_at_one_target_and_reports_without_one(tmp_path, capsys):
     headline = _load("headline")
     a, b = _report(0.33, {"spectral-l1": [57]}, 0.33), _report(0.33, {"spectral-l1": [56]}, 0.33)
     with pytest.raises(ValueError, match="2 reports at target 0.33"):
         headline.select_curve({Path("a.json"): a, Path("b.json"): b}, 0.33, explicit=False)
     low = _report(0.25, {"spectral-l1": [54]}, 0.25)
-    with pytest.raises(ValueError, match="a.json and c.json are both at target 0.25"):
+    with pytest.raises(ValueError, match="a.json and c.json are both at target 0.25 with the same"):
         headline.select_curve({Path("a.json"): low, Path("b.json"): a, Path("c.json"): dict(low)}, 0.33, True)
     ratio = _report(None, {"spectral-l1": [50]}, 0.4)  # a --channel-ratio run: no MACs target
     with pytest.raises(ValueError, match=r"r.json is not on the headline's curve \(no --target-macs\)"):
