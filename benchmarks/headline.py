@@ -406,8 +406,9 @@ def plot(curve: list[dict], summary: dict, path: Path) -> None:
         ax.vlines(x, [r["miou_min"] for r in rows], [r["miou_max"] for r in rows], color=f"C{i}", alpha=0.5)
         for r in rows:
             if speed := r.get("speedup_ort_fp32"):
-                ax.annotate(" / ".join(f"{v:.2f}x" for v in speed.values()), (r["macs_fraction"], r["miou_min"]),
-                            textcoords="offset points", xytext=(0, -11), ha="center", fontsize=6, color=f"C{i}")
+                ax.annotate(" / ".join(f"{v:.2f}x" for v in speed.values()), (r["macs_fraction"], r["miou_median"]),
+                            textcoords="offset points", xytext=(5, 0), ha="left", va="center", fontsize=6,
+                            color=f"C{i}", bbox={"fc": "white", "ec": "none", "alpha": 0.8, "pad": 0.5})
     control = [m for r in curve if r["arm"] == "control" for m in r["miou_runs"]]
     if control:
         ax.axhspan(min(control), max(control), color="grey", alpha=0.2)
@@ -417,13 +418,13 @@ def plot(curve: list[dict], summary: dict, path: Path) -> None:
     ax.axhline(summary["baseline_miou"], color="black", ls="--", lw=0.8,
                label=f"baseline ({summary['baseline_miou']:.2f})")
     ax.axvline(GOALS["macs_fraction"], color="C3", ls=":", lw=0.8)
-    if any(r.get("speedup_ort_fp32") for r in curve):  # room under the lowest point for its speed-up label
-        low, high = ax.get_ylim()
-        ax.set_ylim(low - 0.08 * (high - low), high)
+    if any(r.get("speedup_ort_fp32") for r in curve):  # room right of the last point for its speed-up label
+        left, right = ax.get_xlim()
+        ax.set_xlim(left, right + 0.15 * (right - left))
     sizes = " / ".join(summary.get("speedup_ort_fp32", {}))
     ax.set(xlabel="fraction of the unpruned model's MACs", ylabel="CamVid val mIoU %",
            title="DeepLabV3+ R18 on CamVid: same fine-tuning budget for every point" + (
-               f"\n(under the points: onnxruntime CPU fp32 speed-up at {sizes}, one interleaved run)" if sizes else ""))
+               f"\n(beside the points: onnxruntime CPU fp32 speed-up at {sizes}, one interleaved run)" if sizes else ""))
     ax.title.set_fontsize(9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=1)  # below: never over a point
