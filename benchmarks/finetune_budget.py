@@ -63,7 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--control", action="store_true",
                         help="also fine-tune the unpruned model with the same budget and seeds (the control)")
     parser.add_argument("--control-seeds", default=None,
-                        help="seeds of the control, when fewer than --seeds (it is the costliest run: full width)")
+                        help="seeds of the control, when they differ from --seeds: fewer because it is the costliest run "
+                             "(full width), or more for a steadier reference (default: --seeds)")
     parser.add_argument("--reuse", action="store_true",
                         help="take a run whose report is already in benchmarks/cache/budget instead of redoing it "
                              "(the cache is keyed by every option that changes a run, importance and seed)")
@@ -100,39 +101,37 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     runs = []
     arms = [*(["control"] if args.control else []), *args.importances.split(",")]
-    control_seeds = {int(s) for s in (args.control_seeds or args.seeds).split(",")}
-    for seed in (int(s) for s in args.seeds.split(",")):
-        for importance in arms:
-            if importance == "control" and seed not in control_seeds:
-                continue
-            out = run_dir(config, importance, seed, args.size, args.epochs, args.lr, args.kd, held)
-            t0 = time.perf_counter()
-            if args.reuse and (report := cached_report(out, args.baseline)) is not None:
-                print(f"{importance} seed {seed}: reusing {out / 'report.json'}", file=sys.stderr, flush=True)
-            else:
-                print(f"{importance} seed {seed}: {args.epochs} epochs", file=sys.stderr, flush=True)
-                compression = CompressConfig() if importance == "control" else CompressConfig(
-                    keep_freq=args.keep_freq, trunc_mode=args.mode, channel_ratio=ratio, target_macs=args.target_macs,
-                    importance=importance, scope=args.scope, protect=protect)
-                finetuning = FinetuneConfig(epochs=args.epochs, batch_size=8, lr=args.lr, crop_size=size,
-                                            input_size=size, kd=args.kd, seed=seed,
-                                            feature_kd=0.0 if importance == "control" else args.feature_kd)
-                report = compress_run(f"camvid:{args.camvid}", args.baseline, size, compression, finetuning, out,
-                                      args.calib_images, 1 if importance == "control" else args.prune_steps,
-                                      f"train-without-{args.held_out}" if args.held_out else "train",
-                                      f"video-{args.held_out}" if args.held_out else None)
-            stages = {s["stage"]: s for s in report["stages"]}
-            runs.append({"importance": importance, "seed": seed, "gmacs": stages["fine-tuned"]["gmacs"],
-                         "macs_fraction": stages["fine-tuned"]["gmacs"] / stages["original"]["gmacs"],
-                         "miou_original": stages["original"]["miou"], "miou_pruned": stages["compressed"]["miou"],
-                         "miou": stages["fine-tuned"]["miou"], "macc": stages["fine-tuned"]["macc"],
-                         "per_class_iou": stages["fine-tuned"]["per_class_iou"],
-                         "seconds": report.get("seconds", time.perf_counter() - t0),
-                         "checkpoint": str((out / "model.safetensors").relative_to(ROOT))})
-            if args.held_out:
-                runs[-1].update(miou_held_out=report["held_out"]["fine-tuned"]["miou"],
-                                miou_original_held_out=report["held_out"]["original"]["miou"])
-            print(json.dumps(runs[-1]), file=sys.stderr, flush=True)
+    seeds = [int(s) for s in args.seeds.split(",")]
+    control_seeds = [int(s) for s in (args.control_seeds or args.seeds).split(",")] if args.control else []
+    for seed, importance in schedule(arms, seeds, control_seeds):
+        out = run_dir(config, importance, seed, args.size, args.epochs, args.lr, args.kd, held)
+        t0 = time.perf_counter()
+        if args.reuse and (report := cached_report(out, args.baseline)) is not None:
+            print(f"{importance} seed {seed}: reusing {out / 'report.json'}", file=sys.stderr, flush=True)
+        else:
+            print(f"{importance} seed {seed}: {args.epochs} epochs", file=sys.stderr, flush=True)
+            compression = CompressConfig() if importance == "control" else CompressConfig(
+                keep_freq=args.keep_freq, trunc_mode=args.mode, channel_ratio=ratio, target_macs=args.target_macs,
+                importance=importance, scope=args.scope, protect=protect)
+            finetuning = FinetuneConfig(epochs=args.epochs, batch_size=8, lr=args.lr, crop_size=size,
+                                        input_size=size, kd=args.kd, seed=seed,
+                                        feature_kd=0.0 if importance == "control" else args.feature_kd)
+            report = compress_run(f"camvid:{args.camvid}", args.baseline, size, compression, finetuning, out,
+                                  args.calib_images, 1 if importance == "control" else args.prune_steps,
+                                  f"train-without-{args.held_out}" if args.held_out else "train",
+                                  f"video-{args.held_out}" if args.held_out else None)
+        stages = {s["stage"]: s for s in report["stages"]}
+        runs.append({"importance": importance, "seed": seed, "gmacs": stages["fine-tuned"]["gmacs"],
+                     "macs_fraction": stages["fine-tuned"]["gmacs"] / stages["original"]["gmacs"],
+                     "miou_original": stages["original"]["miou"], "miou_pruned": stages["compressed"]["miou"],
+                     "miou": stages["fine-tuned"]["miou"], "macc": stages["fine-tuned"]["macc"],
+                     "per_class_iou": stages["fine-tuned"]["per_class_iou"],
+                     "seconds": report.get("seconds", time.perf_counter() - t0),
+                     "checkpoint": str((out / "model.safetensors").relative_to(ROOT))})
+        if args.held_out:
+            runs[-1].update(miou_held_out=report["held_out"]["fine-tuned"]["miou"],
+                            miou_original_held_out=report["held_out"]["original"]["miou"])
+        print(json.dumps(runs[-1]), file=sys.stderr, flush=True)
     summary = {}
     control = [r["miou"] for r in runs if r["importance"] == "control"]
     for importance in arms:
@@ -158,6 +157,14 @@ def main(argv: list[str] | None = None) -> int:
     _plot(report, args.out.with_suffix(".png"), args.held_out)
     print(json.dumps(summary, indent=2))
     return 0
+
+
+def schedule(arms: list[str], seeds: list[int], control_seeds: list[int]) -> list[tuple[int, str]]:
+    """The (seed, arm) runs in the order they are done: seed by seed, so that a cut-short sweep has whole
+    seeds. The control runs its own seeds, which may be fewer than ``seeds`` (it is the costliest run) or
+    more (a steadier reference); a control seed outside ``seeds`` runs the control alone."""
+    return [(seed, arm) for seed in sorted(set(seeds) | set(control_seeds)) for arm in arms
+            if seed in (control_seeds if arm == "control" else seeds)]
 
 
 def run_dir(config: str, importance: str, seed: int, size: str, epochs: int, lr: float, kd: float,

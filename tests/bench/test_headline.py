@@ -258,6 +258,18 @@ def test_evidence_arms_run_end_to_end_on_tiny_data(tiny_checkpoint, tmp_path, mo
     assert blocks["runs"][1]["block"] == 8 and set(blocks["summary"]["miou_paired_delta"]) == {0}
 
 
+def test_budget_schedule_runs_every_control_seed_asked_for():
+    """--control-seeds 0,1,2 with --seeds 0,1 ran two controls, silently, before the schedule took their union;
+    fewer control seeds than --seeds (the control is the costliest run) must still leave the others out."""
+    budget = _load("finetune_budget")
+    arms = ["control", "spectral-l1", "l1"]
+    assert budget.schedule(arms, [0, 1], [0, 1, 2]) == [
+        (0, "control"), (0, "spectral-l1"), (0, "l1"), (1, "control"), (1, "spectral-l1"), (1, "l1"), (2, "control")]
+    assert budget.schedule(arms, [0, 1, 2], [0]) == [
+        (0, "control"), (0, "spectral-l1"), (0, "l1"), (1, "spectral-l1"), (1, "l1"), (2, "spectral-l1"), (2, "l1")]
+    assert budget.schedule(["l1"], [1, 0], []) == [(0, "l1"), (1, "l1")]
+
+
 def test_plot_runs_draws_every_arm_and_the_goal_line(tmp_path, monkeypatch):
     """finetune_budget's plot, now the shared plot_runs: one column per arm, each seed a point, the lines named."""
     import segprune.plots
