@@ -59,8 +59,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="instead of --channel-ratio: the fraction of the original MACs to reach (solved by search)")
     prune.add_argument("--importance", choices=IMPORTANCES, default="spectral-l1",
                        help="channel ranking: the share of a channel's energy inside the kept band times its L1 "
-                            "weight magnitude (spectral-l1; on CamVid ahead of l1 at half the MACs, behind it at a "
-                            "third, where --protect fine does better than either: README); activation "
+                            "weight magnitude (spectral-l1; on CamVid with --scope all behind l1 from a quarter to half "
+                            "the MACs, where --protect fine does better than either: README); activation "
                             "energy inside the kept band alone (spectral); weight magnitude (l1, l2), BN scale "
                             "(bn), first-order Taylor (taylor)")
     prune.add_argument("--scope", choices=SCOPES, default="decoder",
