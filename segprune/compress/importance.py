@@ -25,8 +25,7 @@ fine-tuning (``benchmarks/importance_ranking.py``). After fine-tuning (CE + dist
 on the first baseline after 20 epochs (+0.72 paired, 2 seeds), and behind it on every paired seed
 of the retrained baseline after 8 epochs at scope all (means -0.33, -1.51, -1.34, -2.25 at 0.5, 0.4,
 0.33 and 0.25 of the MACs; -0.54 at 0.33 on the first), and 1.5 behind with the decoder only and one
-epoch of CE
-(``benchmarks/compression.py``). At keep 0.75 every layer coarser than the decoder grid keeps
+epoch of CE (``benchmarks/compression.py``). At keep 0.75 every layer coarser than the decoder grid keeps
 its whole band, so the in-band fraction is 1 there and the ranking differs from L1 only on the
 stride-2/4 path (stem, first stage, skip projection): that path, whose finer channels feed the
 untruncated encoder as well as the decoder, is where it gains or loses, and ``--protect fine``
