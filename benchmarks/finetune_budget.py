@@ -44,7 +44,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="instead of --channel-ratio: fraction of the original MACs to reach")
     parser.add_argument("--protect", default="",
                         help="comma-separated modules in --scope that keep all their channels (widths per stage: "
-                             "e.g. backbone.conv1,backbone.layer1,decoder.project spares the stride-2/4 path)")
+                             "e.g. backbone.conv1,backbone.layer1,decoder.project spares the stride-2/4 path). Default: "
+                             "none, uniform widths, the curve's reference (segprune prune protects 'fine' at --scope all "
+                             "unless told 'none')")
     parser.add_argument("--epochs", type=int, default=6, help="fine-tuning epochs per run")
     parser.add_argument("--held-out", default=None, metavar="SEQ",
                         help="a CamVid video (e.g. 0006R0) left out: calibrate and fine-tune on train without it, "

@@ -61,6 +61,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep-freq", type=float, default=0.75, help="decoder band kept per axis")
     parser.add_argument("--target-macs", type=float, default=0.5, help="fraction of the MACs to keep")
     parser.add_argument("--scope", default="all", choices=("decoder", "head", "all"), help="layers that lose channels")
+    parser.add_argument("--protect", default=None,
+                        help="modules that keep all their channels, as segprune prune --protect (default: the "
+                             "scope's, the stride-2/4 path at --scope all; 'none': uniform widths)")
     parser.add_argument("--families", default=",".join(FAMILIES), help="comma-separated: smp, segprune")
     parser.add_argument("--runs", type=int, default=20, help="timed runs per model and round")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads (PyTorch and onnxruntime)")
@@ -103,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
                             warmup_iters=100, crop_size=size, base_size=size, scale_range=(0.75, 1.5),
                             eval_size=size, eval_every=max(args.epochs, 1), seed=args.seed).validate()
     compress_cfg = CompressConfig(keep_freq=args.keep_freq, target_macs=args.target_macs, scope=args.scope,
-                                  importance="spectral-l1")
+                                  importance="spectral-l1", protect=args.protect)
     ft_cfg = FinetuneConfig(epochs=args.finetune_epochs, batch_size=8, lr=5e-4, crop_size=size, input_size=size,
                             kd=1.0, seed=args.seed)
     started = time.perf_counter()

@@ -133,14 +133,16 @@ def run_demo(cfg: DemoConfig, out: str | Path) -> dict[str, Any]:
     if band:
         say(f"      {band.note()}")
     origin = f"holds {band.held:.3f} of the label energy" if band else "given"
+    compression = CompressConfig(keep_freq=keep, target_macs=cfg.target_macs, scope=cfg.scope,
+                                 importance=cfg.importance)
+    spared = f"; --protect {','.join(compression.protect)} kept whole" if compression.protect else ""
     say(f"[3/5] compressing: keep-freq {keep:.3f} ({origin}), channels removed across --scope {cfg.scope} to "
-        f"{cfg.target_macs:g} of the MACs ({cfg.importance}), {cfg.finetune_epochs} fine-tuning epochs with "
-        "distillation from the original")
+        f"{cfg.target_macs:g} of the MACs ({cfg.importance}{spared}), {cfg.finetune_epochs} fine-tuning epochs "
+        "with distillation from the original")
     compressed = copy.deepcopy(model)
     calib = spread_loader(build_dataset(cfg.data, "train", transform=EvalTransform(size=size)), 32, 4)
     result, stages, _ = compress_and_finetune(
-        compressed, CompressConfig(keep_freq=keep, target_macs=cfg.target_macs, scope=cfg.scope,
-                                   importance=cfg.importance),
+        compressed, compression,
         ft_cfg, build_dataset(cfg.data, "train"), val_set, size=size, calib=calib, input_size=size,
         out_dir=out / "prune" / "finetune", device=cfg.device)
     save_checkpoint(out / "prune" / "model.safetensors", compressed,

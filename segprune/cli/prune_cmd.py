@@ -59,19 +59,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="instead of --channel-ratio: the fraction of the original MACs to reach (solved by search)")
     prune.add_argument("--importance", choices=IMPORTANCES, default="spectral-l1",
                        help="channel ranking: the share of a channel's energy inside the kept band times its L1 "
-                            "weight magnitude (spectral-l1; on CamVid with --scope all behind l1 from a quarter to half "
-                            "the MACs, where --protect fine does better than either: README); activation "
+                            "weight magnitude (spectral-l1; on CamVid at uniform widths with --scope all behind l1 from a "
+                            "quarter to half the MACs; with the default --protect fine both give one model there: "
+                            "README); activation "
                             "energy inside the kept band alone (spectral); weight magnitude (l1, l2), BN scale "
                             "(bn), first-order Taylor (taylor)")
     prune.add_argument("--scope", choices=SCOPES, default="decoder",
                        help="layers that may lose channels: decoder, head (ASPP + decoder) or all (+ backbone)")
-    prune.add_argument("--protect", default="", metavar="MODULES",
+    prune.add_argument("--protect", default=None, metavar="MODULES",
                        help="comma-separated modules in --scope that keep all their channels, the rest sharing the "
                             "pruning (widths per stage; e.g. decoder.project: the skip projection costs 0.1%% of "
                             "DeepLabV3+'s MACs). 'fine' names the stride-2/4 path found from the model's shapes (the "
-                            "stem, the encoder's first stage, the skip projection; measured in the README under 'Widths "
-                            "per stage'). A residual stage's shared channels stay when any of its convs is "
-                            "named")
+                            "stem, the encoder's first stage, the skip projection), 'none' asks for uniform widths. "
+                            "Default: 'fine' with --scope all (on CamVid ahead of uniform spectral-l1 widths on 8 of 9 "
+                            "paired seeds, level with uniform l1: README, 'Widths per stage'), 'none' with the "
+                            "narrower scopes. A residual stage's shared "
+                            "channels stay when any of its convs is named")
     prune.add_argument("--round-to", type=positive_int, default=8, help="keep channel counts multiples of this (tensor cores)")
     prune.add_argument("--prune-steps", type=positive_int, default=1, metavar="N",
                        help="prune gradually: N rounds of pruning, each followed by its share of --finetune-epochs, "

@@ -29,8 +29,8 @@ epoch of CE (``benchmarks/compression.py``). At keep 0.75 every layer coarser th
 its whole band, so the in-band fraction is 1 there and the ranking differs from L1 only on the
 stride-2/4 path (stem, first stage, skip projection): that path, whose finer channels feed the
 untruncated encoder as well as the decoder, is where it gains or loses, and ``--protect fine``
-(:mod:`segprune.compress.scope`) keeps it whole. It is the default; plain ``spectral`` stays
-selectable.
+(:mod:`segprune.compress.scope`), the default at ``--scope all``, keeps it whole, so there the two
+rankings give one model. ``spectral-l1`` is the default ranking; plain ``spectral`` stays selectable.
 
 Blocks: the enclosing ``Sequential`` that starts with the conv and holds no other conv
 (ConvBNReLU, the ASPP pooling branch, torchvision's Conv2dNormActivation/downsample);

@@ -39,7 +39,8 @@ class CompressConfig:
     ``bilinear`` or ``spectral`` resampling. ``channel_ratio`` (fraction of each in-scope
     layer's channels removed) or ``target_macs`` (fraction of the model's MACs to keep, the
     truncation included); neither means no channel pruning. ``importance``, ``scope`` and
-    ``round_to`` and ``protect`` (module names that keep all their channels) as in
+    ``round_to`` and ``protect`` (module names that keep all their channels; unset, the scope's
+    default, which at ``scope="all"`` is the stride-2/4 path) as in
     :class:`~segprune.compress.prune.PruneConfig`.
     """
 
@@ -50,10 +51,10 @@ class CompressConfig:
     importance: str = "spectral-l1"
     scope: str = "decoder"
     round_to: int = 8
-    protect: tuple[str, ...] = ()
+    protect: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "protect", protect_names(self.protect))
+        object.__setattr__(self, "protect", protect_names(self.protect, check_scope(self.scope)))
         if self.keep_freq is not None:
             object.__setattr__(self, "keep_freq", check_keep(self.keep_freq, "keep-freq"))
         TruncationConfig(1.0, self.trunc_mode)  # validates the mode

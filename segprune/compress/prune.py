@@ -53,7 +53,8 @@ class PruneConfig:
     """Exactly one of ``channel_ratio`` (fraction of each in-scope layer's channels removed, in
     ``[0, 1)``) and ``target_macs`` (fraction of the original total MACs to keep, in ``(0, 1]``).
     ``protect``: module names inside ``scope`` that keep all their channels
-    (:mod:`segprune.compress.scope`); the ratio applies to the rest."""
+    (:mod:`segprune.compress.scope`); the ratio applies to the rest. Unset, it is the scope's
+    default (``default_protect``: the stride-2/4 path at ``scope="all"``); ``"none"`` is uniform widths."""
 
     channel_ratio: float | None = None
     target_macs: float | None = None
@@ -62,10 +63,10 @@ class PruneConfig:
     round_to: int = 8
     keep_freq: float = 1.0
     trunc_mode: str | None = None  # None: the resize mode the model's decoder has now
-    protect: tuple[str, ...] = ()
+    protect: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "protect", protect_names(self.protect))
+        object.__setattr__(self, "protect", protect_names(self.protect, check_scope(self.scope)))
         if (self.channel_ratio is None) == (self.target_macs is None):
             raise ConfigError("give exactly one of --channel-ratio (fraction of channels removed) and "
                               "--target-macs (fraction of the MACs kept)")

@@ -120,7 +120,8 @@ def test_an_importance_factory_replaces_the_named_one(example):
 
 def test_target_macs_is_met_by_bisection(example):
     model = small_model()
-    result = prune_(model, PruneConfig(target_macs=0.5, scope="all", importance="l1", keep_freq=0.5), example)
+    result = prune_(model, PruneConfig(target_macs=0.5, scope="all", importance="l1", keep_freq=0.5, protect="none"),
+                    example)
     assert 0.0 < result.channel_ratio < 1.0
     assert 0.45 < result.macs_fraction <= 0.5  # met, and not by much more than one rounding step
     assert result.channels["backbone.conv1"][1] < 64 and result.channels["decoder.fuse.0.0"] == (16, 8)
@@ -129,8 +130,8 @@ def test_target_macs_is_met_by_bisection(example):
 
 def test_protected_layers_keep_their_channels_and_the_rest_meets_the_target(example):
     """Widths per stage: the stride-2/4 path is spared, the other layers are cut harder to meet the same MACs."""
-    uniform = prune_(small_model(), PruneConfig(target_macs=0.5, scope="all", importance="l1", keep_freq=0.5),
-                     example)
+    uniform = prune_(small_model(), PruneConfig(target_macs=0.5, scope="all", importance="l1", keep_freq=0.5,
+                                                protect="none"), example)
     model = small_model()
     spared = prune_(model, PruneConfig(target_macs=0.5, scope="all", importance="l1", keep_freq=0.5,
                                        protect="backbone.conv1, decoder.project"), example)
@@ -160,6 +161,20 @@ def test_protect_fine_names_the_stride_2_and_4_path_from_the_shapes(example):
     fine = prune_(model, PruneConfig(target_macs=0.5, scope="all", importance="l1", protect="fine"), example)
     assert fine.channels == named.channels and fine.channel_ratio == named.channel_ratio
     assert fine.config.protect == ("fine",)  # the report keeps what was asked
+
+
+def test_scope_all_protects_the_fine_path_unless_told_none(example):
+    """Unset, ``protect`` is the scope's default: the stride-2/4 path at --scope all, nothing in the
+    narrower scopes; ``none`` is uniform widths, and cannot be mixed with names."""
+    default = prune_(small_model(), PruneConfig(target_macs=0.5, scope="all", importance="l1"), example)
+    fine = prune_(small_model(), PruneConfig(target_macs=0.5, scope="all", importance="l1", protect="fine"), example)
+    assert default.config.protect == ("fine",) and default.channels == fine.channels
+    assert default.channels["backbone.conv1"] == (64, 64)
+    uniform = PruneConfig(target_macs=0.5, scope="all", protect="none")
+    assert uniform.protect == () and PruneConfig(target_macs=0.5, scope="all", protect="").protect == ()
+    assert PruneConfig(channel_ratio=0.5).protect == () and PruneConfig(channel_ratio=0.5, scope="head").protect == ()
+    with pytest.raises(ConfigError, match=r"--protect none,decoder.project is not valid: 'none' \(uniform widths\)"):
+        PruneConfig(channel_ratio=0.5, scope="all", protect="none,decoder.project")
 
 
 def test_the_floor_counts_the_layers_coupled_to_a_protected_one(example):
