@@ -79,11 +79,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     from segprune.cli.common import parse_size
+    from segprune.compress.scope import protect_names
     from segprune.io import load_json, save_json
     from segprune.report import command_line, make_report
 
     started = time.perf_counter()
-    protect = sorted(filter(None, (name.strip() for name in args.protect.split(","))))
+    protect = sorted(protect_names(args.protect))
     try:
         reports = select_curve({p: load_json(p) for p in args.pareto}, args.headline_macs, explicit, protect)
         curve = pareto(reports)

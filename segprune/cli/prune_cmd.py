@@ -73,8 +73,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                             "stem, the encoder's first stage, the skip projection), 'none' asks for uniform widths. "
                             "Default: 'fine' with --scope all (on CamVid ahead of uniform spectral-l1 widths on 8 of 9 "
                             "paired seeds, level with uniform l1: README, 'Widths per stage'), 'none' with the "
-                            "narrower scopes. A residual stage's shared "
-                            "channels stay when any of its convs is named")
+                            "narrower scopes. A residual stage's shared channels stay when any of its convs is named")
     prune.add_argument("--round-to", type=positive_int, default=8, help="keep channel counts multiples of this (tensor cores)")
     prune.add_argument("--prune-steps", type=positive_int, default=1, metavar="N",
                        help="prune gradually: N rounds of pruning, each followed by its share of --finetune-epochs, "

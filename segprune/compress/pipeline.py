@@ -67,7 +67,6 @@ class CompressConfig:
             raise ConfigError("give --channel-ratio or --target-macs, not both")
         if self.importance not in IMPORTANCES:
             raise ConfigError(f"--importance {self.importance!r} is not valid: use one of {', '.join(IMPORTANCES)}")
-        check_scope(self.scope)
         if self.prunes:
             self.prune_config(1.0)  # validates ratio/target bounds and round_to now, before any work
 

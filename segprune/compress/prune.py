@@ -78,7 +78,6 @@ class PruneConfig:
                               "original MACs to keep, e.g. 0.5")
         if self.importance not in IMPORTANCES:
             raise ConfigError(f"--importance {self.importance!r} is not valid: use one of {', '.join(IMPORTANCES)}")
-        check_scope(self.scope)
         if isinstance(self.round_to, bool) or not isinstance(self.round_to, int) or self.round_to < 1:
             raise ConfigError(f"--round-to {self.round_to!r} is not valid: use a positive int (8 suits tensor cores, "
                               "1 disables rounding)")
