@@ -7,7 +7,8 @@ and, in this one run:
 1. the Pareto curve: per MACs target and channel ranking, the median and spread of val mIoU
    over seeds, against the control and the baseline (``headline.png``);
 2. the headline point (``--headline-macs``): its runs and median, the control's, and
-   spectral-l1 minus L1 paired per seed (same seed: same fine-tuning batches);
+   spectral-l1 minus L1 paired per seed (same seed: same fine-tuning batches), on the uniform-width
+   report at that target or, for a headline run at another budget, ``--ranking-from``'s;
 3. speed: the headline model (seed ``--seed``), the same ranking and seed at the other MACs
    targets (where their checkpoints are on this machine) and the unpruned baseline exported to ONNX
    fp32 at every ``--latency-sizes`` and timed side by side, interleaved, in onnxruntime on
@@ -56,6 +57,11 @@ def main(argv: list[str] | None = None) -> int:
                         help="the headline's protected layers, comma-separated as given to finetune_budget.py "
                              "--protect (default: none, uniform widths); spectral-l1 minus L1 is then paired on "
                              "the uniform-width report at the same target, which --pareto should name too")
+    parser.add_argument("--ranking-from", type=Path, nargs="+", default=None,
+                        help="finetune_budget.py reports of the same baseline, size and scope but another budget or "
+                             "band, whose uniform-width report at --headline-macs pairs spectral-l1 against L1 "
+                             "where the headline's own curve has no such report (a longer budget run for the "
+                             "headline only); the JSON records which budget the pairs came from")
     parser.add_argument("--seed", type=int, default=0, help="the headline run whose model is exported and timed")
     parser.add_argument("--camvid", type=Path, default=ROOT.parent / "shared" / "data" / "camvid")
     parser.add_argument("--latency-sizes", default="360x480,512x1024", help="comma-separated HxW timed in onnxruntime")
@@ -89,6 +95,8 @@ def main(argv: list[str] | None = None) -> int:
         reports = select_curve({p: load_json(p) for p in args.pareto}, args.headline_macs, explicit, protect)
         curve = pareto(reports)
         point = headline(reports, args.headline_macs, args.ranking, protect)
+        if args.ranking_from:
+            point |= ranking_elsewhere(point, [load_json(p) for p in args.ranking_from], args.headline_macs)
     except ValueError as err:
         print(err, file=sys.stderr)
         return 2
@@ -134,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         "baseline_miou": point["baseline_miou"], "l1_runs": point["l1_runs"],
         "paired_spectral_minus_l1": point["paired"],
         "paired_mean": statistics.fmean(point["paired"].values()) if point["paired"] else float("nan"),
-        "paired_over_uniform": point["over_uniform"],
+        "paired_over_uniform": point["over_uniform"], "paired_from": point.get("paired_from"),
         **deploy["summary"],
         "accuracy_split": VAL_SPLIT,
     }
@@ -303,24 +311,55 @@ def headline(reports: list[dict], target: float, ranking: str, protect: list[str
         return None
     uniform = at_target(reports, target) or {"runs": []}
 
-    def by_seed(source: dict, arm: str) -> dict[int, float]:
-        return {r["seed"]: r["miou"] for r in source["runs"] if r["importance"] == arm}
-
-    mine, control = by_seed(report, ranking), controls(reports, report)
-    spectral, l1 = by_seed(uniform, "spectral-l1"), by_seed(uniform, "l1")
+    mine, control = runs_by_seed(report, ranking), controls(reports, report)
     if not mine:
         arms = sorted({r["importance"] for r in report["runs"]} - {"control"})
         raise ValueError(f"the {target:g} report has no {ranking} runs: pass --ranking one of {', '.join(arms)}")
     over_uniform = {} if report is uniform else {
         arm: {seed: mine[seed] - theirs[seed] for seed in sorted(mine) if seed in theirs}
-        for arm in ("spectral-l1", "l1") if (theirs := by_seed(uniform, arm))}
+        for arm in ("spectral-l1", "l1") if (theirs := runs_by_seed(uniform, arm))}
     fractions = [r["macs_fraction"] for r in report["runs"] if r["importance"] == ranking]
     return {"report": report, "macs_fraction": statistics.median(fractions), "miou_runs": mine,
             "miou_median": statistics.median(mine.values()), "control_runs": control,
             "control_median": statistics.median(control.values()) if control else float("nan"),
-            "baseline_miou": report["runs"][0]["miou_original"], "l1_runs": l1,
-            "paired": {seed: spectral[seed] - l1[seed] for seed in sorted(spectral) if seed in l1},
+            "baseline_miou": report["runs"][0]["miou_original"], **paired_rankings(uniform),
             "over_uniform": over_uniform}
+
+
+def runs_by_seed(report: dict, arm: str) -> dict[int, float]:
+    """The val mIoU of ``arm``'s runs in ``report``, by seed."""
+    return {r["seed"]: r["miou"] for r in report["runs"] if r["importance"] == arm}
+
+
+def paired_rankings(uniform: dict) -> dict:
+    """L1's runs and spectral-l1 minus L1 per seed in a uniform-width report (same seed: same batches)."""
+    spectral, l1 = runs_by_seed(uniform, "spectral-l1"), runs_by_seed(uniform, "l1")
+    return {"l1_runs": l1, "paired": {seed: spectral[seed] - l1[seed] for seed in sorted(spectral) if seed in l1}}
+
+
+RANKING_KEYS = ("baseline", "baseline_miou", "size", "accuracy_split", "scope")
+
+
+def ranking_elsewhere(point: dict, reports: list[dict], target: float) -> dict:
+    """The rankings paired on another budget's uniform-width report at ``target`` (``--ranking-from``).
+
+    A headline run at a longer budget (or another band) need not repeat the uniform-width ranking runs that
+    its curve's budget already paired: the same baseline, size and scope rank the same channels, only
+    the fine-tuning after differs, and ``paired_from`` says which budget the pairs come from. Refused where
+    the headline's curve pairs them itself, so there is one answer, not a choice.
+    """
+    if point["paired"]:
+        raise ValueError("the headline's own curve pairs spectral-l1 against L1 at its target: drop --ranking-from")
+    uniform = at_target(reports, target)
+    if uniform is None:
+        raise ValueError(f"no --ranking-from report has target {target:g} at uniform widths")
+    if why := mismatch(uniform, point["report"], RANKING_KEYS):
+        raise ValueError(f"the --ranking-from report at {target:g} ranks another model ({why})")
+    pairs = paired_rankings(uniform)
+    if not pairs["paired"]:
+        raise ValueError(f"the --ranking-from report at {target:g} has no seed run with both spectral-l1 and l1")
+    return {**pairs, "paired_from": {"command": uniform["command"], "keep_freq": uniform["keep_freq"],
+                                     "epochs": uniform["epochs"]}}
 
 
 def point_name(report_or_row: dict) -> str:

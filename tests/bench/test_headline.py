@@ -135,6 +135,29 @@ def test_a_protected_headline_is_its_own_arm_and_pairs_the_rankings_on_the_unifo
         headline.select_curve({**paths, Path("v.json"): dict(uniform)}, 0.33, explicit=True)
 
 
+def test_a_longer_budget_headline_pairs_the_rankings_on_the_named_budgets_uniform_report():
+    """--ranking-from: a 16-epoch protected headline has no uniform-width runs of its own; the pairs come from
+    the 8-epoch uniform report of the same baseline, size and scope, and the JSON says from which budget."""
+    headline = _load("headline")
+    spared = {**_report(0.33, {"control": [59, 61], "spectral-l1": [58, 57]}, 0.32), "epochs": 16,
+              "keep_freq": 1.0, "protect": ["backbone.conv1"]}
+    point = headline.headline([spared], 0.33, "spectral-l1", ["backbone.conv1"])
+    assert point["paired"] == {} and point["control_median"] == 60
+    short = _report(0.33, {"control": [58, 59], "spectral-l1": [55, 54], "l1": [56, 53]}, 0.33)
+    elsewhere = headline.ranking_elsewhere(point, [short], 0.33)
+    assert elsewhere["paired"] == {0: -1, 1: 1} and elsewhere["l1_runs"] == {0: 56, 1: 53}
+    assert elsewhere["paired_from"] == {"command": "x", "keep_freq": 0.75, "epochs": 8}
+    with pytest.raises(ValueError, match="no --ranking-from report has target 0.33 at uniform widths"):
+        headline.ranking_elsewhere(point, [{**short, "protect": ["backbone.conv1"]}], 0.33)
+    with pytest.raises(ValueError, match=r"ranks another model \(size 90x120 != 176x240\)"):
+        headline.ranking_elsewhere(point, [{**short, "size": "90x120"}], 0.33)
+    with pytest.raises(ValueError, match="no seed run with both spectral-l1 and l1"):
+        headline.ranking_elsewhere(point, [_report(0.33, {"spectral-l1": [55]}, 0.33)], 0.33)
+    own = headline.headline([short], 0.33, "spectral-l1")
+    with pytest.raises(ValueError, match="pairs spectral-l1 against L1 at its target: drop --ranking-from"):
+        headline.ranking_elsewhere(own, [short], 0.33)
+
+
 def test_curve_selection_refuses_two_reports_at_one_target_and_reports_without_one(tmp_path, capsys):
     headline = _load("headline")
     a, b = _report(0.33, {"spectral-l1": [57]}, 0.33), _report(0.33, {"spectral-l1": [56]}, 0.33)
