@@ -158,6 +158,19 @@ def test_a_longer_budget_headline_pairs_the_rankings_on_the_named_budgets_unifor
         headline.ranking_elsewhere(own, [short], 0.33)
 
 
+def test_the_loss_goal_counts_only_over_three_seeds_of_the_model_and_of_the_control():
+    headline = _load("headline")
+    summary = {"macs_fraction": 0.323, "miou_runs": {0: 55.2, 1: 53.6, 2: 55.8}, "control_runs": {0: 56.2, 1: 55.6},
+               "loss_vs_control": 0.7, "paired_spectral_minus_l1": {0: 1.2, 1: 1.1}, "paired_mean": 1.15}
+    assert headline.accuracy_goals(summary) == {"macs_fraction": True, "within_1_of_control": False,
+                                                "paired_spectral_minus_l1": False}
+    summary |= {"control_runs": {0: 56.2, 1: 55.6, 2: 55.9}, "paired_spectral_minus_l1": {0: 1.2, 1: 1.1, 2: 0.8}}
+    assert headline.accuracy_goals(summary) == {"macs_fraction": True, "within_1_of_control": True,
+                                                "paired_spectral_minus_l1": True}
+    assert not headline.accuracy_goals({**summary, "loss_vs_control": 1.01})["within_1_of_control"]
+    assert not headline.accuracy_goals({**summary, "macs_fraction": 0.34})["macs_fraction"]
+
+
 def test_curve_selection_refuses_two_reports_at_one_target_and_reports_without_one(tmp_path, capsys):
     headline = _load("headline")
     a, b = _report(0.33, {"spectral-l1": [57]}, 0.33), _report(0.33, {"spectral-l1": [56]}, 0.33)
