@@ -45,6 +45,9 @@ GOAL_SEEDS = 3  # the issue's medians are over at least this many seeds
 # stage against uniform widths on one baseline and budget is the point of running them.
 CONTROL_KEYS = ("baseline", "baseline_miou", "size", "epochs", "lr", "kd", "accuracy_split")
 CURVE_KEYS = (*CONTROL_KEYS, "mode", "calib_images", "keep_freq", "scope", "prune_steps", "feature_kd")
+# What must be equal for another budget's uniform-width runs to pair the rankings for a headline (--ranking-from):
+# the rankings are then compared on the headline's model and data; the budget and band may differ (paired_from says).
+RANKING_KEYS = ("baseline", "baseline_miou", "size", "accuracy_split", "scope")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -346,15 +349,12 @@ def paired_rankings(uniform: dict) -> dict:
     return {"l1_runs": l1, "paired": {seed: spectral[seed] - l1[seed] for seed in sorted(spectral) if seed in l1}}
 
 
-RANKING_KEYS = ("baseline", "baseline_miou", "size", "accuracy_split", "scope")
-
-
 def ranking_elsewhere(point: dict, reports: list[dict], target: float) -> dict:
     """The rankings paired on another budget's uniform-width report at ``target`` (``--ranking-from``).
 
     A headline run at a longer budget (or another band) need not repeat the uniform-width ranking runs that
-    its curve's budget already paired: the same baseline, size and scope rank the same channels, only
-    the fine-tuning after differs, and ``paired_from`` says which budget the pairs come from. Refused where
+    its curve's budget already paired: with the same baseline, size and scope the two rankings are compared
+    on the headline's model and data, and ``paired_from`` says at which budget and band. Refused where
     the headline's curve pairs them itself, so there is one answer, not a choice.
     """
     if point["paired"]:
