@@ -7,7 +7,9 @@ with ``--epochs`` of fine-tuning with cross-entropy plus distillation from the u
 once per ``--importances`` (e.g. torch-pruning's L1 magnitude, segprune's spectral and
 spectral-l1; same layers, same ratio: equal MACs) and seed. Every run goes through the library
 pipeline that ``segprune prune`` calls (``compress_`` then ``finetune``); ``--reuse`` takes runs
-already in ``benchmarks/cache/budget`` instead of repeating them.
+already in ``benchmarks/cache/budget`` instead of repeating them, and, where that cache is gone (a
+new machine), the runs of the same recipe that the ``--out`` report already holds, when its
+baseline is the same weights: a sweep cut short by a session's end goes on with the missing seeds.
 
 ``--control`` adds the honest comparison: the *unpruned* model fine-tuned with the same
 budget, recipe and seeds (same code path, nothing removed), so a compressed model is
@@ -24,9 +26,18 @@ import json
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
-from camvid_setup import VAL_SPLIT, add_setup_args, cached_report, compress_run, has_baseline, plot_runs
+from camvid_setup import (
+    VAL_SPLIT,
+    add_setup_args,
+    cached_report,
+    compress_run,
+    has_baseline,
+    held_out_score,
+    plot_runs,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -69,7 +80,9 @@ def main(argv: list[str] | None = None) -> int:
                              "(full width), or more for a steadier reference (default: --seeds)")
     parser.add_argument("--reuse", action="store_true",
                         help="take a run whose report is already in benchmarks/cache/budget instead of redoing it "
-                             "(the cache is keyed by every option that changes a run, importance and seed)")
+                             "(the cache is keyed by every option that changes a run, importance and seed), or that "
+                             "the --out report holds for the same recipe and baseline weights (checked by digest, "
+                             "or for a report older than the digest by the baseline's val mIoU)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "finetune_budget.json",
                         help="JSON written here (atomically)")
     args = parser.parse_args(argv)
@@ -79,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     from segprune.cli.common import parse_size
     from segprune.compress import CompressConfig
     from segprune.compress.scope import protect_names
-    from segprune.io import save_json
+    from segprune.io import file_sha256, save_json
     from segprune.report import command_line, make_report, portable_path
     from segprune.train import FinetuneConfig
 
@@ -101,6 +114,9 @@ def main(argv: list[str] | None = None) -> int:
               f"_kd{args.kd:g}{features}{held}")
     size = parse_size(args.size)
     started = time.perf_counter()
+    digest = file_sha256(args.baseline)
+    recorded = earlier_runs(args.out, config, digest, lambda: baseline_val_miou(
+        f"camvid:{args.camvid}", args.baseline, size)) if args.reuse else {}
     runs = []
     arms = [*(["control"] if args.control else []), *args.importances.split(",")]
     seeds = [int(s) for s in args.seeds.split(",")]
@@ -108,6 +124,10 @@ def main(argv: list[str] | None = None) -> int:
     for seed, importance in schedule(arms, seeds, control_seeds):
         out = run_dir(config, importance, seed, args.size, args.epochs, args.lr, args.kd, held)
         t0 = time.perf_counter()
+        if (importance, seed) in recorded and not (out / "report.json").is_file():
+            print(f"{importance} seed {seed}: taken from {args.out} (same recipe and baseline)", file=sys.stderr)
+            runs.append({**recorded[importance, seed], "recorded_in": portable_path(args.out, ROOT)})
+            continue
         if args.reuse and (report := cached_report(out, args.baseline)) is not None:
             print(f"{importance} seed {seed}: reusing {out / 'report.json'}", file=sys.stderr, flush=True)
         else:
@@ -151,14 +171,58 @@ def main(argv: list[str] | None = None) -> int:
     report = make_report("bench.finetune_budget", command=command_line(__file__, argv, ROOT),
                          config=config, accuracy_split=VAL_SPLIT + (
                              f"; held_out: CamVid video {args.held_out}, left out of training" if args.held_out else ""),
-                         baseline=portable_path(args.baseline, ROOT), size=args.size, keep_freq=args.keep_freq,
-                         scope=args.scope, protect=list(protect), target_macs=args.target_macs, channel_ratio=ratio,
-                         prune_steps=args.prune_steps, feature_kd=args.feature_kd, epochs=args.epochs, lr=args.lr,
+                         baseline=portable_path(args.baseline, ROOT), baseline_sha256=digest, size=args.size,
+                         keep_freq=args.keep_freq, scope=args.scope, protect=list(protect),
+                         target_macs=args.target_macs, channel_ratio=ratio, prune_steps=args.prune_steps, feature_kd=args.feature_kd, epochs=args.epochs, lr=args.lr,
                          kd=args.kd, runs=runs, summary=summary, seconds=time.perf_counter() - started)
     save_json(args.out, report)
     _plot(report, args.out.with_suffix(".png"), args.held_out)
     print(json.dumps(summary, indent=2))
     return 0
+
+
+MIOU_MATCH = 1e-6
+"""Two val mIoUs (percent) this close come from the same weights: a retrained baseline differs by tenths."""
+
+
+def earlier_runs(out: Path, config: str, digest: str, val_miou: Callable[[], float]) -> dict[tuple[str, int], dict]:
+    """``{(arm, seed): run}`` of the report at ``out`` that a run of ``config`` on the baseline of ``digest``
+    may take instead of redoing it; empty, with the reason on stderr, where it may not.
+
+    The run cache is not committed, so a new machine has only the reports: a sweep cut short (the
+    control's last seed) goes on from them. Only the same recipe (``config`` names every option that
+    changes a run) on the same weights counts. A report records its baseline's digest; one written
+    before that is checked by the baseline's val mIoU (``val_miou``, computed only then) against the
+    one its runs recorded: retraining at the same path gives other weights and another score.
+    """
+    from segprune.io import load_json
+
+    if not out.is_file():
+        return {}
+    report = load_json(out)
+    if report.get("config") != config:
+        print(f"{out}: another recipe ({report.get('config')}); none of its runs is taken", file=sys.stderr)
+        return {}
+    recorded = report.get("baseline_sha256")
+    if recorded is not None and recorded != digest:
+        print(f"{out}: runs of other baseline weights (retrained?); none of its runs is taken", file=sys.stderr)
+        return {}
+    if recorded is None:
+        score, theirs = val_miou(), {r["miou_original"] for r in report["runs"]}
+        if len(theirs) != 1 or abs(score - theirs.pop()) > MIOU_MATCH:
+            print(f"{out}: its runs start from a baseline of another val mIoU than this one's {score:.4f}; none of "
+                  "its runs is taken", file=sys.stderr)
+            return {}
+    return {(r["importance"], r["seed"]): r for r in report["runs"]}
+
+
+def baseline_val_miou(spec: str, baseline: Path, size: tuple[int, int]) -> float:
+    """The baseline's val mIoU as the runs record it (their ``original`` stage: val at ``size``, batches of 4)."""
+    from segprune.data import EvalTransform, build_dataset
+    from segprune.models import load_checkpoint
+
+    model, _ = load_checkpoint(baseline)
+    return held_out_score(model, build_dataset(spec, "val", transform=EvalTransform()), size)["miou"]
 
 
 def schedule(arms: list[str], seeds: list[int], control_seeds: list[int]) -> list[tuple[int, str]]:

@@ -67,6 +67,11 @@ def main(argv: list[str] | None = None) -> int:
                              "where the headline's own curve has no such report (a longer budget run for the "
                              "headline only); the JSON records which budget the pairs came from")
     parser.add_argument("--seed", type=int, default=0, help="the headline run whose model is exported and timed")
+    parser.add_argument("--deployment-from", type=Path, default=None,
+                        help="a headline JSON that exported, timed and checked in int8 this same model (the run of "
+                             "--seed, by its checkpoint and val mIoU): its figures are taken instead of measuring "
+                             "them again, where the checkpoint is gone (the run cache is not committed) and only the "
+                             "accuracy side changed (e.g. a control seed added); the JSON names where they came from")
     parser.add_argument("--camvid", type=Path, default=ROOT.parent / "shared" / "data" / "camvid")
     parser.add_argument("--latency-sizes", default="360x480,512x1024", help="comma-separated HxW timed in onnxruntime")
     parser.add_argument("--threads", type=int, default=2, help="onnxruntime intra-op threads")
@@ -91,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     from segprune.cli.common import parse_size
     from segprune.compress.scope import protect_names
     from segprune.io import load_json, save_json
-    from segprune.report import command_line, make_report
+    from segprune.report import command_line, make_report, portable_path
 
     started = time.perf_counter()
     protect = sorted(protect_names(args.protect))
@@ -117,13 +122,21 @@ def main(argv: list[str] | None = None) -> int:
             print(f"no {args.ranking} run with seed {args.seed} recorded its checkpoint: rerun finetune_budget.py "
                   "with --reuse to rewrite the JSON", file=sys.stderr)
             return 2
-        if not (ROOT / model).is_file():
+        if args.deployment_from is None and not (ROOT / model).is_file():
             print(f"the headline model {model} is not on this machine: rerun the finetune_budget.py command of "
-                  f"{args.headline_macs:g} (its cache is not committed), or pass --curve-only", file=sys.stderr)
+                  f"{args.headline_macs:g} (its cache is not committed), pass --deployment-from the headline JSON "
+                  "that timed it, or pass --curve-only", file=sys.stderr)
             return 2
     baseline = point["report"]["baseline"]
     deploy: dict = {"summary": {}, "runs": {}}
-    if model is not None:
+    if model is not None and args.deployment_from is not None:
+        try:
+            deploy = deployment_elsewhere(load_json(args.deployment_from), model, args.seed, run["miou"],
+                                          portable_path(args.deployment_from, ROOT))
+        except ValueError as err:
+            print(err, file=sys.stderr)
+            return 2
+    elif model is not None:
         size = tuple(parse_size(point["report"]["size"]))
         others = other_points(reports, point["report"], args.ranking, args.seed)
         for name, path in list(others.items()):
@@ -133,6 +146,7 @@ def main(argv: list[str] | None = None) -> int:
         deploy = measure_deployment(ROOT / baseline, ROOT / model, f"camvid:{args.camvid}", size,
                                     [tuple(parse_size(s)) for s in args.latency_sizes.split(",")], args,
                                     {name: ROOT / path for name, path in others.items()})
+    if model is not None:
         timed = {**deploy["summary"]["pareto_speedup_ort_fp32"],
                  point_name(point["report"]): deploy["summary"]["speedup_ort_fp32"]}
         for row in curve:
@@ -147,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
         "paired_spectral_minus_l1": point["paired"],
         "paired_mean": statistics.fmean(point["paired"].values()) if point["paired"] else float("nan"),
         "paired_over_uniform": point["over_uniform"], "paired_from": point.get("paired_from"),
-        **deploy["summary"],
+        **deploy["summary"], "deployment_from": deploy.get("from"),
         "accuracy_split": VAL_SPLIT,
     }
     goals = accuracy_goals(summary)
@@ -391,6 +405,33 @@ def other_points(reports: list[dict], head: dict, ranking: str, seed: int) -> di
         else:
             found[point_name(report)] = run["checkpoint"]
     return found
+
+
+DEPLOYMENT_KEYS = ("int8_miou", "fp32_onnx_miou", "int8_delta_miou", "speedup_ort_fp32", "p50_ms",
+                   "pareto_speedup_ort_fp32")
+"""What :func:`measure_deployment` adds to the headline's summary."""
+
+
+def deployment_elsewhere(prior: dict, model: str, seed: int, miou: float, source: str) -> dict:
+    """:func:`measure_deployment`'s result as the headline JSON ``prior`` (read from ``source``) recorded it for
+    ``model``, the checkpoint of run ``seed`` of val mIoU ``miou``, with ``from`` naming that JSON, command and
+    machine.
+
+    Latency depends on the architecture and the int8 check on the weights, both fixed by that run; a
+    headline whose accuracy side changes (another control seed) may keep them when the checkpoint is
+    gone. A JSON of another model, or of the same path holding another run (another mIoU), is refused.
+    """
+    theirs = (prior.get("miou_runs") or {}).get(str(seed))
+    if prior.get("model") != model or theirs != miou:
+        raise ValueError(f"{source} timed {prior.get('model')} (seed {seed}: val mIoU {theirs}), not this "
+                         f"headline's {model} (val mIoU {miou:.4f}): measure it (the finetune_budget.py command "
+                         "of the headline's target, then headline.py without --deployment-from)")
+    missing = [k for k in DEPLOYMENT_KEYS if k not in prior]
+    if missing:
+        raise ValueError(f"{source} holds no deployment figures ({', '.join(missing)}): it is a --curve-only JSON")
+    return {"summary": {k: prior[k] for k in DEPLOYMENT_KEYS}, "runs": prior.get("deployment", {}),
+            "from": {"report": source, "command": prior.get("command"), "machine": prior.get("machine"),
+                     "created": prior.get("created")}}
 
 
 def measure_deployment(baseline: Path, model: Path, data: str, size: tuple[int, int],

@@ -65,6 +65,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="modules that keep all their channels, as segprune prune --protect (default: the "
                              "scope's, the stride-2/4 path at --scope all; 'none': uniform widths)")
     parser.add_argument("--families", default=",".join(FAMILIES), help="comma-separated: smp, segprune")
+    parser.add_argument("--baselines-only", action="store_true",
+                        help="train (or find in --cache) the baselines, print each one's path, digest and val mIoU, "
+                             "and stop: the baseline the finetune_budget.py reports name, made again on a new "
+                             "machine (their --reuse checks it is the same weights)")
     parser.add_argument("--runs", type=int, default=20, help="timed runs per model and round")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads (PyTorch and onnxruntime)")
     parser.add_argument("--seed", type=int, default=0, help="seed of training and fine-tuning")
@@ -81,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     from segprune.compress import CompressConfig, compress_
     from segprune.data import EvalTransform, TrainTransform, build_dataset, make_loader, spread_loader
     from segprune.export import ExportConfig, ExportPlan, export_model
-    from segprune.io import save_json
+    from segprune.io import file_sha256, save_json
     from segprune.models import load_checkpoint
     from segprune.report import command_line, make_report
     from segprune.train import FinetuneConfig, TrainConfig, evaluate, finetune, fit, seed_everything
@@ -125,6 +129,10 @@ def main(argv: list[str] | None = None) -> int:
             fit(model, train_set, val, train_cfg, base_dir, device="cpu", progress=False)
             save_json(base_dir / "recipe.json", {**recipe, "seconds": time.perf_counter() - t0})
         base, _ = load_checkpoint(base_dir / "last.safetensors")
+        if args.baselines_only:
+            print(f"{family}: {base_dir / 'last.safetensors'} sha256 {file_sha256(base_dir / 'last.safetensors')} "
+                  f"val mIoU {score(base)['miou']:.6f}", flush=True)
+            continue
         recipe_c = {**recipe, "compress": compress_cfg.__dict__, "finetune": ft_cfg.to_dict()}
         comp_dir = args.cache / f"{family}_compressed_{_key(recipe_c)}"
         if not (comp_dir / "finetune" / "last.safetensors").is_file():
@@ -156,6 +164,8 @@ def main(argv: list[str] | None = None) -> int:
                          batches=lambda s, n: [torch.randn(n, 3, *s).numpy()],
                          source={"family": family, "stage": stage}, log=lambda m: None)
             files[f"{family}/{stage}"] = out / "model.fp32.onnx"
+    if args.baselines_only:
+        return 0
     runners = {label: open_runner(path, "onnxruntime", threads=args.threads) for label, path in files.items()}
     settings = BenchSettings(data=spec, input_size=lat_size, runs=args.runs, rounds=3, accuracy=False, progress=False)
     payload = bench(runners, settings, threads=args.threads)

@@ -255,6 +255,15 @@ def test_headline_cli_times_every_target_it_has_a_model_for_and_puts_the_speed_o
     assert speed[(0.33, "spectral-l1")] == {"360x480": 2.4} and speed[(0.25, "spectral-l1")] == {"360x480": 3.1}
     assert speed[(0.5, "spectral-l1")] is None and speed[(0.25, "l1")] is None
     assert out["goals"]["speedup_ort_fp32"] is False and out["goals"]["int8_within_0.5"] is True
+    assert out["deployment_from"] is None
+    (tmp_path / "m0.33_spectral-l1_0.safetensors").unlink()  # the run cache is gone: only h.json holds the timing
+    assert headline.main(["--out", str(tmp_path / "again.json")]) == 2
+    monkeypatch.setattr(headline, "measure_deployment", lambda *a: pytest.fail("taken from h.json, not measured"))
+    assert headline.main(["--out", str(tmp_path / "again.json"), "--deployment-from", str(tmp_path / "h.json")]) == 0
+    again = json.loads((tmp_path / "again.json").read_text())
+    assert again["speedup_ort_fp32"] == {"360x480": 2.4} and again["int8_delta_miou"] == -0.1
+    assert again["pareto"] == out["pareto"] and again["goals"] == out["goals"]
+    assert again["deployment_from"]["report"] == "h.json"  # relative to the repository, as every path in the JSON
 
 
 def test_evidence_medians_pair_the_claim_with_its_control_by_seed():
@@ -450,3 +459,79 @@ def test_camvid_baseline_finishing_stage_starts_from_the_first_and_scores_at_its
     assert json.loads((tmp_path / "base.json").read_text())["val"] == report["val"]
     with pytest.raises(SystemExit):
         baseline.main(argv[:-2])  # --finish-size without --finish-epochs
+
+
+def test_budget_reuse_goes_on_from_the_reports_runs_of_the_same_baseline_weights(tmp_path, monkeypatch, capsys):
+    """The run cache is not committed: on a new machine, --reuse takes the runs the --out report holds for
+    the same recipe and baseline weights and runs only the missing seeds; other weights redo everything,
+    and a report older than the digest is matched by the baseline's val mIoU."""
+    import json
+
+    budget = _load("finetune_budget")
+    done = []
+
+    def fake_run(spec, baseline, size, compression, finetuning, out, *args):
+        done.append((out.name, finetuning.seed))
+        scores = {"miou": 50.0 + len(done), "macc": 60.0, "per_class_iou": {"Sky": 1.0}}
+        return {"stages": [{"stage": "original", "gmacs": 4.0, "miou": 55.0},
+                           {"stage": "compressed", "gmacs": 2.0, "miou": 40.0},
+                           {"stage": "fine-tuned", "gmacs": 2.0, **scores}], "seconds": 1.0}
+
+    monkeypatch.setattr(budget, "compress_run", fake_run)
+    monkeypatch.setattr(budget, "_plot", lambda *a: None)
+    monkeypatch.setattr(budget, "baseline_val_miou", lambda *a: pytest.fail("the digest decides; no scoring"))
+    baseline, out = tmp_path / "last.safetensors", tmp_path / "report.json"
+    baseline.write_bytes(b"weights")
+    # a size and calibration no real sweep uses, so no run cache of this machine is found
+    argv = ["--baseline", str(baseline), "--size", "8x8", "--calib-images", "3", "--target-macs", "0.33",
+            "--importances", "l1", "--seeds", "0", "--control", "--reuse", "--out", str(out)]
+    assert budget.main([*argv, "--control-seeds", "0,1"]) == 0
+    assert done == [("control_seed0", 0), ("l1_seed0", 0), ("control_seed1", 1)]
+    first = json.loads(out.read_text())
+    assert first["baseline_sha256"]
+    done.clear()
+    assert budget.main([*argv, "--control-seeds", "0,1,2"]) == 0
+    assert done == [("control_seed2", 2)]  # seeds 0 and 1 come from the report
+    second = json.loads(out.read_text())
+    assert second["summary"]["control"]["miou_runs"] == [*first["summary"]["control"]["miou_runs"], 51.0]
+    assert second["runs"][0]["recorded_in"] and "taken from" in capsys.readouterr().err
+    older = {k: v for k, v in second.items() if k != "baseline_sha256"}
+    out.write_text(json.dumps(older))  # written before the digest was kept: the val mIoU decides
+    done.clear()
+    monkeypatch.setattr(budget, "baseline_val_miou", lambda *a: 55.0 + 1e-9)
+    assert budget.main([*argv, "--control-seeds", "0,1,2"]) == 0
+    assert done == []
+    out.write_text(json.dumps(older))
+    monkeypatch.setattr(budget, "baseline_val_miou", lambda *a: 55.4)  # retrained at the same path
+    assert budget.main([*argv, "--control-seeds", "0,1,2"]) == 0
+    assert len(done) == 4 and "another val mIoU" in capsys.readouterr().err
+    baseline.write_bytes(b"retrained weights")
+    done.clear()
+    assert budget.main([*argv, "--control-seeds", "0,1,2"]) == 0
+    assert len(done) == 4 and "other baseline weights" in capsys.readouterr().err
+    done.clear()
+    assert budget.main([*argv, "--control-seeds", "0,1,2", "--epochs", "7"]) == 0
+    assert len(done) == 4 and "another recipe" in capsys.readouterr().err
+
+
+def test_a_headline_takes_the_deployment_figures_of_the_same_model_only():
+    """--deployment-from: a headline whose control gained a seed keeps the timing and int8 check of its model
+    (checkpoint gone with the run cache); another model, or the same path holding another run, is refused."""
+    headline = _load("headline")
+    figures = {"int8_miou": 55.2, "fp32_onnx_miou": 55.1, "int8_delta_miou": 0.1, "speedup_ort_fp32": {"360x480": 2.9},
+               "p50_ms": {"360x480": {"unpruned": 290.0, "headline": 100.0}}, "pareto_speedup_ort_fp32": {}}
+    prior = {"model": "cache/run_seed0/model.safetensors", "miou_runs": {"0": 55.19, "1": 53.58}, "command": "c",
+             "machine": {"cpu": "AMD EPYC"}, "created": "2026-12-03", "deployment": {"int8": {}}, **figures}
+    taken = headline.deployment_elsewhere(prior, "cache/run_seed0/model.safetensors", 0, 55.19, "results/h.json")
+    assert taken["summary"] == figures and taken["runs"] == {"int8": {}}
+    assert taken["from"] == {"report": "results/h.json", "command": "c", "machine": {"cpu": "AMD EPYC"},
+                             "created": "2026-12-03"}
+    with pytest.raises(ValueError, match="not this headline's"):
+        headline.deployment_elsewhere(prior, "cache/run_seed0/model.safetensors", 0, 54.0, "h.json")  # rerun
+    with pytest.raises(ValueError, match="not this headline's"):
+        headline.deployment_elsewhere(prior, "cache/run_seed0/model.safetensors", 1, 55.19, "h.json")  # other seed
+    with pytest.raises(ValueError, match="not this headline's"):
+        headline.deployment_elsewhere(prior, "cache/other/model.safetensors", 0, 55.19, "h.json")
+    curve_only = {k: v for k, v in prior.items() if k not in figures}
+    with pytest.raises(ValueError, match="--curve-only"):
+        headline.deployment_elsewhere(curve_only, "cache/run_seed0/model.safetensors", 0, 55.19, "h.json")
