@@ -22,6 +22,8 @@ from pathlib import Path
 
 from camvid_setup import VAL_SPLIT, add_setup_args, load_setup
 
+from segprune.cli.common import parse_ints
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -33,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--compare", default="0.5:0.5,0.25:0.5",
                         help="keep:ratio pairs compared at equal MACs across --importances, comma-separated")
     parser.add_argument("--importances", default="spectral,spectral-l1,l1", help="rankings compared at equal MACs")
-    parser.add_argument("--seeds", default="0,1", help="fine-tuning seeds for the comparison pairs")
+    parser.add_argument("--seeds", type=parse_ints, default="0,1", help="fine-tuning seeds for the comparison pairs")
     parser.add_argument("--epochs", type=int, default=1, help="fine-tuning epochs per configuration")
     parser.add_argument("--lr", type=float, default=5e-4)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "compression.json")
@@ -78,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
 
     baseline_metrics = score(base)
     grid = [run(float(k), float(r), "spectral", 0) for k in args.keeps.split(",") for r in args.ratios.split(",")]
-    seeds = [int(s) for s in args.seeds.split(",")]
+    seeds = list(args.seeds)
     done = {(g["keep_freq"], g["channel_ratio"], "spectral", 0): g for g in grid}
     comparison = []
     for pair in filter(None, args.compare.split(",")):

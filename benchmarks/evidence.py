@@ -35,6 +35,8 @@ from typing import Any
 
 from camvid_setup import VAL_SPLIT, cached_report, compress_run, has_baseline, plot_runs
 
+from segprune.cli.common import parse_ints
+
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "results" / "evidence.json"
 CACHE = ROOT / "benchmarks" / "cache" / "evidence"
@@ -51,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
                         default=ROOT / "benchmarks" / "cache" / "camvid_r18" / "last.safetensors",
                         help="the trained baseline (spectral, recall and sr start from it)")
     parser.add_argument("--size", default="180x240", help="input size the baseline runs and trains at, HxW")
-    parser.add_argument("--seeds", default="0,1", help="comma-separated seeds per arm")
+    parser.add_argument("--seeds", type=parse_ints, default="0,1", help="comma-separated seeds per arm")
     parser.add_argument("--epochs", type=int, default=8, help="fine-tuning epochs (recall, sr)")
     parser.add_argument("--lr", type=float, default=5e-4, help="fine-tuning peak learning rate")
     parser.add_argument("--scratch-epochs", type=int, default=12, help="training epochs from scratch (atrous, blocks)")
@@ -75,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
 
     torch.set_num_threads(2)
     size = parse_size(args.size)
-    seeds = [int(s) for s in args.seeds.split(",")]
+    seeds = list(args.seeds)
     spec = f"camvid:{args.camvid}"
     command = command_line(__file__, argv, ROOT)
     for claim in claims:

@@ -39,6 +39,8 @@ from camvid_setup import (
     plot_runs,
 )
 
+from segprune.cli.common import parse_ints
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -67,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="gradual pruning: rounds of pruning, each followed by its share of --epochs "
                              "(the control is unpruned and shares the one-step control's cache)")
     parser.add_argument("--lr", type=float, default=5e-4, help="fine-tuning peak learning rate (poly decay)")
-    parser.add_argument("--seeds", default="0,1", help="comma-separated fine-tuning seeds")
+    parser.add_argument("--seeds", type=parse_ints, default="0,1", help="comma-separated fine-tuning seeds")
     parser.add_argument("--importances", default="l1,spectral", help="comma-separated channel rankings")
     parser.add_argument("--kd", type=float, default=1.0, help="weight of distillation from the unpruned model")
     parser.add_argument("--feature-kd", type=float, default=0.0,
@@ -75,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
                              "distils features: it is the unpruned model)")
     parser.add_argument("--control", action="store_true",
                         help="also fine-tune the unpruned model with the same budget and seeds (the control)")
-    parser.add_argument("--control-seeds", default=None,
+    parser.add_argument("--control-seeds", type=parse_ints, default=None,
                         help="seeds of the control, when they differ from --seeds: fewer because it is the costliest run "
                              "(full width), or more for a steadier reference (default: --seeds)")
     parser.add_argument("--reuse", action="store_true",
@@ -119,8 +121,8 @@ def main(argv: list[str] | None = None) -> int:
         f"camvid:{args.camvid}", args.baseline, size)) if args.reuse else {}
     runs = []
     arms = [*(["control"] if args.control else []), *args.importances.split(",")]
-    seeds = [int(s) for s in args.seeds.split(",")]
-    control_seeds = [int(s) for s in (args.control_seeds or args.seeds).split(",")] if args.control else []
+    seeds = list(args.seeds)
+    control_seeds = list(args.control_seeds or args.seeds) if args.control else []
     for seed, importance in schedule(arms, seeds, control_seeds):
         out = run_dir(config, importance, seed, args.size, args.epochs, args.lr, args.kd, held)
         t0 = time.perf_counter()
