@@ -175,8 +175,9 @@ def main(argv: list[str] | None = None) -> int:
                              f"; held_out: CamVid video {args.held_out}, left out of training" if args.held_out else ""),
                          baseline=portable_path(args.baseline, ROOT), baseline_sha256=digest, size=args.size,
                          keep_freq=args.keep_freq, scope=args.scope, protect=list(protect),
-                         target_macs=args.target_macs, channel_ratio=ratio, prune_steps=args.prune_steps, feature_kd=args.feature_kd, epochs=args.epochs, lr=args.lr,
-                         kd=args.kd, runs=runs, summary=summary, seconds=time.perf_counter() - started)
+                         target_macs=args.target_macs, channel_ratio=ratio, prune_steps=args.prune_steps,
+                         feature_kd=args.feature_kd, epochs=args.epochs, lr=args.lr, kd=args.kd, runs=runs,
+                         summary=summary, seconds=time.perf_counter() - started)
     save_json(args.out, report)
     _plot(report, args.out.with_suffix(".png"), args.held_out)
     print(json.dumps(summary, indent=2))
