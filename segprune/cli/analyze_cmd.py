@@ -87,15 +87,20 @@ def run(args: argparse.Namespace) -> int:
                             input_size=args.input_size, progress=not args.no_progress)
     label_size = labels.report["reference_size"]
     input_size = list(args.input_size or label_size)
-    keep, band = args.keep_freq, None
+    keep, band, stride = args.keep_freq, None, 4  # without a model: DeepLabV3+'s stride-4 fusion
+    if args.model:
+        from segprune.models import adapter_for
+
+        model, device, _ = load_model_for(args.model, dataset, args.device, args)
+        stride = adapter_for(model).decoder_stride(model)  # keep-freq is a fraction of this model's finest grid
     if args.energy is not None:
-        band = choose_band(labels.spectrum, args.energy, label_size, input_size)
+        band = choose_band(labels.spectrum, args.energy, label_size, input_size, stride)
         keep = band.keep_freq
         print(band.note(), file=sys.stderr)
-    held = held_energy(labels.spectrum, keep, label_size, input_size) if keep is not None else None
+    held = held_energy(labels.spectrum, keep, label_size, input_size, stride) if keep is not None else None
     report = make_report("analyze", data=args.data, split=args.split, classes=list(dataset.classes),
                          labels=labels.report, keep_freq=keep, energy=args.energy, input_size=input_size,
-                         held_energy=held, band=band.to_dict() if band else None)
+                         held_energy=held, decoder_stride=stride, band=band.to_dict() if band else None)
     out = args.out
     figures = []
     if not args.no_plots:
@@ -105,7 +110,6 @@ def run(args: argparse.Namespace) -> int:
         if labels.ceilings:
             figures.append(plots.plot_ceilings(labels.ceilings, out / "ceilings.png"))
     if args.model:
-        model, device, _ = load_model_for(args.model, dataset, args.device, args)
         calib = build_dataset(args.data, args.split, transform=EvalTransform())
         layers = args.layers.split(",") if args.layers else None
         model_report, spectra = analyze_model(model, spread_loader(calib, args.calib_images, 4), keep=keep or 1.0,

@@ -146,7 +146,10 @@ def run(args: argparse.Namespace) -> int:
     if args.energy is not None:
         labels = analyze_labels(train_set, taus=(args.energy,), ceiling_images=-1, workers=args.workers,
                                 progress=not args.no_progress)
-        band = choose_band(labels.spectrum, args.energy, labels.report["reference_size"], size)
+        from segprune.models import adapter_for
+
+        band = choose_band(labels.spectrum, args.energy, labels.report["reference_size"], size,
+                           adapter_for(model).decoder_stride(model))
         if not band.resolves:  # not a silent cap at keep-freq 1: the user asked for a band this model cannot hold
             raise ConfigError(f"{band.note()}; pass --energy {math.floor(band.held * 1000) / 1000:.3f} or less, "
                               "--keep-freq 1, or that --input-size")

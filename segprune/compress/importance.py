@@ -7,12 +7,12 @@ Channels that live in the high bands the truncated decoder throws away score low
 first; with ``keep = 1`` the score is plain activation energy (the squared L2 norm of the
 activations per pixel).
 
-Band per layer: ``keep`` is a fraction of the native decoder grid (output stride 4, the
-``layer1`` grid). A layer on a coarser grid keeps ``min(1, keep * stride_layer /
+Band per layer: ``keep`` is a fraction of the native decoder grid (its finest: output stride
+4, the ``layer1`` grid, in DeepLabV3+; the adapter's ``decoder_stride``). A layer on a coarser grid keeps ``min(1, keep * stride_layer /
 stride_decoder)`` of its own band, because a feature upsampled from OS16 to OS4 only
 occupies the lowest quarter of the OS4 band: at ``keep = 0.25`` the ASPP (OS16) keeps all of
-its band and the decoder a quarter. The stride ratio is read from the measured grids
-(``sqrt(H4*W4 / (H*W))``), so fuse convs that already run on a truncated grid keep their
+its band and the decoder a quarter. The stride ratio is read from the measured grids against
+the native one (``sqrt(H4*W4 / (H*W))``, ``H4 = ceil(H_in / decoder_stride)``), so fuse convs that already run on a truncated grid keep their
 whole band, and finer layers (the stem, OS2) keep less than ``keep``.
 
 ``spectral-l1`` keeps only the spectral *shape* of that measurement: the fraction of a
@@ -112,9 +112,8 @@ def measure_channel_energy(model: nn.Module, batches: Iterable, keep: float = 1.
     """
     keep = check_keep(keep)
     blocks = {name: block_of(model, name) for name in scope_convs(model, scope)}
-    grids: list[tuple[int, int]] = []
-    grid_module = model.get_submodule(adapter_for(model).grid_layer(model))
-    handle = grid_module.register_forward_hook(lambda m, a, out: grids.append(tuple(out.shape[-2:])))
+    inputs: list[tuple[int, int]] = []  # the native decoder grid follows from the input size and the decoder stride
+    handle = model.register_forward_pre_hook(lambda m, args: inputs.append(tuple(args[0].shape[-2:])))
     try:
         spectra = feature_spectra(model, batches, sorted(set(blocks.values())), nbins=nbins, device=_device(model),
                                   max_batches=max_batches, progress=False)
@@ -123,7 +122,8 @@ def measure_channel_energy(model: nn.Module, batches: Iterable, keep: float = 1.
     if spectra.images == 0:
         raise ConfigError("spectral importance got no calibration images: pass at least one batch "
                           "(e.g. --calib-images 8)")
-    h4, w4 = grids[0]
+    stride = adapter_for(model).decoder_stride(model)
+    h4, w4 = (math.ceil(side / stride) for side in inputs[0])
     energy = {}
     for conv, block in blocks.items():
         h, w = spectra.grids[block]

@@ -24,8 +24,9 @@ from torch import nn
 
 from segprune.compress.macs import MacReport, count_macs
 from segprune.compress.scope import IMPORTANCES, check_scope, protect_names
+from segprune.compress.snapshot import restored_on_failure
 from segprune.compress.truncation import TruncationConfig, truncate_
-from segprune.errors import ConfigError
+from segprune.errors import ConfigError, first_line
 from segprune.models.adapters import adapter_for
 from segprune.models.grid import check_keep
 
@@ -116,8 +117,8 @@ def compress_(model: nn.Module, config: CompressConfig, *, example: torch.Tensor
     ``example`` is a ``(1, 3, H, W)`` input or the ``(H, W)`` size the model runs at: the
     traced graph and the MAC counts use it. ``calib`` (a list of image batches or
     ``(images, labels)`` pairs) feeds the data-driven rankings (``spectral-l1``, the
-    default, ``spectral``, ``taylor``). Every option is checked before the model changes;
-    a failure leaves it as it was.
+    default, ``spectral``, ``taylor``). Every option is checked before the model changes,
+    and a failure at any point (Ctrl-C included) restores it exactly (:mod:`segprune.compress.snapshot`).
     """
     if not isinstance(config, CompressConfig):
         raise ConfigError(f"compress_ needs a CompressConfig, got {type(config).__name__}: "
@@ -136,17 +137,28 @@ def compress_(model: nn.Module, config: CompressConfig, *, example: torch.Tensor
         from segprune.compress.importance import require_calibration
 
         require_calibration(config.importance, calib)
-    before = count_macs(adapter.meta_copy(model), size)
     pruning = None
-    if config.prunes:
-        from segprune.compress.prune import prune_
+    with restored_on_failure(model):  # a failure anywhere hands the user's model back as it was
+        before = macs_at(model, size)
+        if config.prunes:
+            from segprune.compress.prune import prune_
 
-        pruning = prune_(model, config.prune_config(keep, trunc_mode), example, calib)
-    elif keep < current or (keep < 1.0 and trunc_mode != mode):
-        truncate_(model, TruncationConfig(keep, trunc_mode))
-    keep, mode = adapter.truncation(model)
-    after = count_macs(adapter.meta_copy(model), size)
+            pruning = prune_(model, config.prune_config(keep, trunc_mode), example, calib)
+        elif keep < current or (keep < 1.0 and trunc_mode != mode):
+            truncate_(model, TruncationConfig(keep, trunc_mode))
+        keep, mode = adapter.truncation(model)
+        after = count_macs(adapter.meta_copy(model), size)
     return CompressResult(config, adapter.family, keep, mode, before, after, pruning)
+
+
+def macs_at(model: nn.Module, size: tuple[int, int]) -> MacReport:
+    """:func:`count_macs` on a shape-only copy of ``model``; a model that cannot run at ``size`` at all (its
+    pooling needs a larger input, its encoder a size it divides) is the user's size to change: a ConfigError."""
+    try:
+        return count_macs(adapter_for(model).meta_copy(model), size)
+    except RuntimeError as exc:
+        raise ConfigError(f"the model does not run at {size[0]}x{size[1]} ({first_line(exc)}): use the input size "
+                          "it was trained at, e.g. a larger one") from None
 
 
 def _band(config: CompressConfig, current: float, mode: str) -> tuple[float, str]:

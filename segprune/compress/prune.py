@@ -37,15 +37,18 @@ from segprune.compress.scope import (
     protect_names,
     prunable_convs,
     prunable_widths,
+    ratio_caps,
     resolve_protect,
     scope_convs,
 )
+from segprune.compress.snapshot import restored_on_failure
 from segprune.compress.truncation import TruncationConfig, truncate_
 from segprune.errors import ConfigError
 from segprune.models.adapters import adapter_for
 from segprune.models.grid import check_keep
 
 _TOLERANCE = 1e-3  # bisection stops when the ratio bracket is this narrow
+_RETRIES = 8  # groups found unprunable during the real surgery, each left whole in turn
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,8 @@ class PruneConfig:
     keep_freq: float = 1.0
     trunc_mode: str | None = None  # None: the resize mode the model's decoder has now
     protect: tuple[str, ...] | None = None
+    held: tuple[str, ...] = ()
+    """Convs :func:`prune_` found it must leave whole (:func:`unprunable`); set by it, not by users."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "protect", protect_names(self.protect, check_scope(self.scope)))
@@ -84,6 +89,11 @@ class PruneConfig:
         object.__setattr__(self, "keep_freq", check_keep(self.keep_freq, "keep-freq"))
         if self.trunc_mode is not None:
             TruncationConfig(self.keep_freq, self.trunc_mode)  # validates the mode
+
+    @property
+    def whole(self) -> tuple[str, ...]:
+        """Every module that keeps all its channels: the protected ones and the held ones."""
+        return (*self.protect, *self.held)
 
 
 @dataclass
@@ -109,8 +119,11 @@ class PruneResult:
 
 
 class _OrderImportance(tp.importance.Importance):
-    """Any order will do where only the channel counts matter (the meta-device trials).
+    """A fixed pseudo-random ranking, for the meta-device trials where only the channel counts matter.
 
+    Random rather than ``arange``: a real ranking removes channels from all over a layer, and
+    torch-pruning maps such index sets through concatenations and splits differently from a
+    block of the first channels (a mapping it gets wrong shows only for scattered indices).
     ``bn_only`` mirrors ``BNScaleImportance``, which skips groups without an affine BN
     (e.g. squeeze-excitation convs), so the trial prunes exactly the groups the real run does.
     """
@@ -122,7 +135,8 @@ class _OrderImportance(tp.importance.Importance):
         if self.bn_only and not any(item.dep.handler == tp.prune_batchnorm_out_channels
                                     and getattr(item.dep.target.module, "affine", False) for item in group):
             return None
-        return torch.arange(len(group[0].idxs), dtype=torch.float32)
+        n = len(group[0].idxs)
+        return torch.randperm(n, generator=torch.Generator().manual_seed(n)).float()
 
 
 @contextmanager
@@ -146,26 +160,61 @@ def _traceable(model: nn.Module) -> Iterator[None]:
 
 def _prune_at(model: nn.Module, ratio: float, importance: tp.importance.Importance, example: torch.Tensor,
               config: PruneConfig) -> None:
-    """Trace, rank and cut with torch-pruning (local pruning at ``ratio``)."""
+    """Trace, rank and cut with torch-pruning (local pruning at ``ratio``; a layer too narrow for it keeps
+    ``round_to`` channels, or all of them: :func:`~segprune.compress.scope.ratio_caps`)."""
+    convs = prunable_convs(model, config.scope, config.whole)
+    caps = ratio_caps(convs, ratio, config.round_to)
+    held = [convs[name] for name, cap in caps.items() if cap <= 0]
+    names = {m: n for n, m in model.named_modules()}
     with _traceable(model):
-        pruner = tp.pruner.BasePruner(model, example, importance=importance, pruning_ratio=ratio,
+        pruner = tp.pruner.BasePruner(model, example, importance=_Guarded(importance, names), pruning_ratio=ratio,
+                                      pruning_ratio_dict={convs[n]: cap for n, cap in caps.items() if cap > 0},
                                       global_pruning=False,
-                                      ignored_layers=ignored_layers(model, config.scope, config.protect),
+                                      ignored_layers=ignored_layers(model, config.scope, config.whole) + held,
                                       round_to=config.round_to if config.round_to > 1 else None)
-        pruner.step()
+        for group in pruner.step(interactive=True):
+            try:
+                group.prune()
+            except (RuntimeError, IndexError, ValueError) as exc:
+                raise _GroupFailed(names[group[0].dep.target.module], exc) from exc
+
+
+class _GroupFailed(Exception):
+    """torch-pruning could not rank or cut the channel group rooted at ``root`` (its index mapping is wrong there)."""
+
+    def __init__(self, root: str, error: BaseException) -> None:
+        super().__init__(f"torch-pruning failed on the channel group of {root}: {type(error).__name__}: {error}")
+        self.root, self.error = root, error
+
+
+class _Guarded(tp.importance.Importance):
+    """An importance whose failure on a group names that group (:class:`_GroupFailed`)."""
+
+    def __init__(self, inner: tp.importance.Importance, names: dict[nn.Module, str]) -> None:
+        self.inner, self.names = inner, names
+
+    def __call__(self, group) -> torch.Tensor | None:
+        try:
+            return self.inner(group)
+        except (RuntimeError, IndexError, ValueError) as exc:
+            raise _GroupFailed(self.names[group[0].dep.target.module], exc) from exc
 
 
 def _held_whole(model: nn.Module, names: Iterable[str], config: PruneConfig, example: torch.Tensor) -> set[str]:
     """The convs of ``model`` among ``names`` whose output channels are coupled to a layer torch-pruning must leave
     whole (under ``--protect`` or outside the scope): a residual add ties the stem's channels to
     every ``layer1`` block's last conv, so protecting the stem keeps those widths too, and their
-    MACs belong to the floor."""
-    ignored = {id(m) for m in ignored_layers(model, config.scope, config.protect)}
+    MACs belong to the floor. A conv the forward never calls is outside the traced graph, so
+    torch-pruning leaves it too."""
+    ignored = {id(m) for m in ignored_layers(model, config.scope, config.whole)}
     with _traceable(model):
         graph = tp.DependencyGraph().build_dependency(model, example_inputs=example)
     held = set()
     for name in names:
         conv = model.get_submodule(name)
+        if conv not in graph.module2node:  # never called by the forward (EfficientNet's unused conv head): no
+            held.add(name)                 # MACs, and torch-pruning, which sees only the traced graph, leaves it
+            continue
         group = graph.get_pruning_group(conv, graph.get_pruner_of_module(conv).prune_out_channels, idxs=[0])
         if any(id(item.dep.target.module) in ignored for item in group):
             held.add(name)
@@ -176,11 +225,78 @@ def _meta_copy(model: nn.Module) -> nn.Module:
     return adapter_for(model).meta_copy(model)
 
 
+def unprunable(model: nn.Module, config: PruneConfig, size: tuple[int, int]) -> tuple[str, ...]:
+    """Root convs of the channel groups torch-pruning maps wrongly, to be left whole.
+
+    torch-pruning follows channels through the ops it knows; a forward that routes channels in
+    ways it does not see (DPN's dual-path slices at fixed offsets, timm's selective-kernel
+    paths stacked with ``view``) yields groups whose indices run past a layer's width or cut a
+    grouped convolution on one side only (:func:`_mapped_wrongly`), or a pruned network whose
+    widths no longer meet. Both are checked on a shape-only copy: every
+    group's indices against the widths of its layers, then a trial prune of the whole scope at
+    the largest ratio (with a scattered ranking, as a real one is), and only if that trial's
+    forward fails, each group alone. Nothing is computed: every trial runs on the ``meta`` device.
+    """
+    example = torch.zeros(1, 3, *size, device="meta")
+    trial = _meta_copy(model)
+    ignored = ignored_layers(trial, config.scope, config.whole)
+    with _traceable(trial):
+        graph = tp.DependencyGraph().build_dependency(trial, example_inputs=example)
+    names = {m: n for n, m in trial.named_modules()}
+    whole = {id(m) for layer in ignored for m in layer.modules()}
+    roots, broken = [], []
+    for group in graph.get_all_groups(ignored_layers=ignored, root_module_types=[nn.Conv2d, nn.Linear]):
+        root = names[group[0].dep.target.module]
+        (broken if _mapped_wrongly(graph, group, whole) else roots).append(root)
+    config = replace(config, held=(*config.held, *broken))
+    widths = prunable_widths(prunable_convs(model, config.scope, config.whole))
+    hi = max((largest_ratio(c, config.round_to) for c in widths.values()), default=0.0)
+    if hi <= 0 or _runs_pruned(model, config, example, hi):
+        return tuple(broken)
+    for root in roots:
+        alone = replace(config, held=(*config.held, *(r for r in roots if r != root)))
+        if not _runs_pruned(model, alone, example, hi):
+            broken.append(root)
+    return tuple(broken)
+
+
+def _mapped_wrongly(graph, group, whole: set[int]) -> bool:
+    """Whether torch-pruning's index mapping for the group cannot be right: an index set runs past the
+    width of the layer it would cut, or a grouped convolution whose outputs are left whole (ids in
+    ``whole``) would lose input channels (torch-pruning cuts a grouped conv's inputs per group,
+    counting on its outputs being cut alike)."""
+    for item in group:
+        idxs, fn, module = item.idxs, item.dep.handler, item.dep.target.module
+        if graph.is_out_channel_pruning_fn(fn):
+            width = graph.get_out_channels(module)
+        elif graph.is_in_channel_pruning_fn(fn):
+            width = graph.get_in_channels(module)
+            if isinstance(module, nn.Conv2d) and 1 < module.groups < module.in_channels and id(module) in whole:
+                return True
+        else:
+            continue
+        if width is not None and idxs and max(idxs) >= width:
+            return True
+    return False
+
+
+def _runs_pruned(model: nn.Module, config: PruneConfig, example: torch.Tensor, ratio: float) -> bool:
+    """Whether a shape-only copy of ``model`` pruned at ``ratio`` under ``config`` still runs its forward."""
+    trial = _meta_copy(model)
+    try:
+        _prune_at(trial, ratio, _OrderImportance(), example, config)
+        with torch.no_grad():
+            trial(example)
+    except (RuntimeError, ValueError, IndexError, AssertionError):  # torch-pruning's or the forward's shape errors
+        return False
+    return True
+
+
 def _solve_ratio(model: nn.Module, config: PruneConfig, size: tuple[int, int], original: int) -> float:
     """The smallest channel ratio whose MACs are at most ``target_macs`` of ``original`` (bisection)."""
     target, scope = config.target_macs, config.scope
     now = count_macs(_meta_copy(model), size)
-    convs = prunable_convs(model, scope, config.protect)
+    convs = prunable_convs(model, scope, config.whole)
     example = torch.zeros(1, 3, *size, device="meta")
     held = _held_whole(_meta_copy(model), convs, config, example)  # traced on a shape-only copy
     convs = {name: conv for name, conv in convs.items() if name not in held}
@@ -189,6 +305,7 @@ def _solve_ratio(model: nn.Module, config: PruneConfig, size: tuple[int, int], o
         wider = f"{WIDER[scope]} or " if WIDER[scope] else ""
         spared = (f" and the --protect layers ({','.join(config.protect)}, with the layers that share their "
                   "channels)") if config.protect else ""
+        spared += (f" and the layers torch-pruning cannot cut ({','.join(config.held)})") if config.held else ""
         raise ConfigError(f"--target-macs {target:.2f} of the MACs is below the {floor:.2f} that the {OUTSIDE[scope]}"
                           f"{spared} cost with --scope {scope}; use {wider}{'fewer --protect layers or ' if spared else ''}"
                           f"a target >= {math.ceil(floor * 100 - 1e-9) / 100:.2f}")
@@ -200,7 +317,7 @@ def _solve_ratio(model: nn.Module, config: PruneConfig, size: tuple[int, int], o
         _prune_at(trial, ratio, _OrderImportance(config.importance == "bn"), example, config)
         return count_macs(trial, size).total_macs / original
 
-    hi = min(largest_ratio(c, config.round_to) for c in prunable_widths(convs).values())
+    hi = max((largest_ratio(c, config.round_to) for c in prunable_widths(convs).values()), default=0.0)
     reachable = fraction(hi) if hi > 0 else now.total_macs / original
     if reachable > target:
         wider = f"{WIDER[scope]}, " if WIDER[scope] else ""
@@ -230,12 +347,14 @@ def check_reachable(model: nn.Module, config: PruneConfig, size: tuple[int, int]
     ConfigError ``prune_`` would (ratio out of range, MACs target below the floor or unreachable)."""
     trial = _meta_copy(model)
     adapter = adapter_for(trial)
+    adapter.check_prunable(trial)
     keep, mode = adapter.truncation(trial)
     before = count_macs(trial, size).total_macs
     _truncate_for(trial, config, keep, mode)
     config = replace(config, protect=resolve_protect(trial, config.scope, config.protect))
+    config = replace(config, held=unprunable(trial, config, size))
     if config.channel_ratio is not None:
-        check_ratio(prunable_convs(trial, config.scope, config.protect), config.channel_ratio, config.round_to)
+        check_ratio(prunable_convs(trial, config.scope, config.whole), config.channel_ratio, config.round_to)
         return config.channel_ratio
     return _solve_ratio(trial, config, size, before)
 
@@ -254,6 +373,7 @@ def prune_(model: nn.Module, config: PruneConfig, example_input: torch.Tensor,
     if not isinstance(config, PruneConfig):
         raise ConfigError(f"prune_ needs a PruneConfig, got {type(config).__name__}: use PruneConfig(channel_ratio=0.5)")
     adapter = adapter_for(model)
+    adapter.check_prunable(model)
     convs = scope_convs(model, config.scope)
     asked, config = config, replace(config, protect=resolve_protect(model, config.scope, config.protect))
     if importance is None:
@@ -262,37 +382,43 @@ def prune_(model: nn.Module, config: PruneConfig, example_input: torch.Tensor,
     size = (int(example.shape[-2]), int(example.shape[-1]))
     widths = {n: c.out_channels for n, c in convs.items()}
     keep, mode = adapter.truncation(model)
-    was_training, untouched = model.training, getattr(model, "config", None)
-    model.eval()
-    try:
-        before = count_macs(_meta_copy(model), size)  # same shapes as the model, nothing computed
-        try:  # every check runs before the surgery; a failed one leaves the model as it was
+    was_training = model.training
+    # any failure, in the checks or half-way through the surgery, hands the model back as it was
+    with restored_on_failure(model):
+        model.eval()
+        try:
+            before = count_macs(_meta_copy(model), size)  # same shapes as the model, nothing computed
             _truncate_for(model, config, keep, mode)
-            if config.channel_ratio is not None:
-                check_ratio(prunable_convs(model, config.scope, config.protect), config.channel_ratio,
-                            config.round_to)
-                ratio = config.channel_ratio
-            else:
-                ratio = _solve_ratio(model, config, size, before.total_macs)
-            if ratio <= 0:
-                ranking = None
-            elif importance is not None:
-                ranking = importance(model)
-            else:
-                ranking = build_importance(config.importance, model, calib_batches,
-                                           keep=adapter.truncation(model)[0], scope=config.scope)
-        except BaseException:
-            adapter.set_truncation(model, keep, mode)
-            if untouched is not None:
-                model.config = untouched
-            model.zero_grad(set_to_none=True)
-            raise
-        if ranking is not None:
-            _prune_at(model, ratio, ranking, example, config)
-            model.zero_grad(set_to_none=True)
-        adapter.record_channels(model)
-        after = count_macs(_meta_copy(model), size)
-    finally:
-        model.train(was_training)
+            config = replace(config, held=unprunable(model, config, size))
+            ranking = None
+            for _attempt in range(_RETRIES + 1):
+                if config.channel_ratio is not None:
+                    check_ratio(prunable_convs(model, config.scope, config.whole), config.channel_ratio,
+                                config.round_to)
+                    ratio = config.channel_ratio
+                else:
+                    ratio = _solve_ratio(model, config, size, before.total_macs)
+                if ratio <= 0:
+                    break
+                if ranking is None:
+                    ranking = importance(model) if importance is not None else build_importance(
+                        config.importance, model, calib_batches, keep=adapter.truncation(model)[0],
+                        scope=config.scope)
+                try:
+                    with restored_on_failure(model):  # a half-cut network is put back before the retry
+                        _prune_at(model, ratio, ranking, example, config)
+                    break
+                except _GroupFailed as failed:
+                    # a mapping the shape-only trials could not see (their ranking differs): leave that
+                    # group whole and solve again, so the MACs target still holds
+                    if _attempt == _RETRIES:
+                        raise failed.error from failed
+                    config = replace(config, held=(*config.held, failed.root))
+            if ranking is not None:
+                model.zero_grad(set_to_none=True)
+            adapter.record_channels(model)
+            after = count_macs(_meta_copy(model), size)
+        finally:
+            model.train(was_training)
     channels = {n: (widths[n], c.out_channels) for n, c in convs.items()}
     return PruneResult(asked, ratio, adapter.truncation(model)[0], before, after, channels)

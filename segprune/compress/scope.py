@@ -14,8 +14,8 @@ projection costs 0.1% of DeepLabV3+'s MACs and carries the stride-4 detail), so
 protecting them costs few MACs and the solved ratio of the rest rises a little. torch-pruning
 never prunes a channel group with a protected member, so protecting one conv of a residual
 stage protects the stage's shared channels (e.g. ``backbone.conv1`` keeps ``layer1``'s
-block outputs too). The keyword ``fine`` names the encoder's convs on grids as fine as the
-decoder's skip input or finer, and the skip projection (DeepLabV3+ R18: the stem, ``layer1``
+block outputs too). The keyword ``fine`` names the encoder's convs at stride 4 or finer, and the
+decoder's skip projection (DeepLabV3+ R18: the stem, ``layer1``
 and ``decoder.project``, 7.5% of the MACs): the path that carries the stride-2/4 detail,
 which uniform pruning at a third of the MACs cuts from 64 to 40 channels (README, "Widths per
 stage"). It is found from the model's shapes, so it names the same path in an SMP model.
@@ -26,12 +26,11 @@ the encoder. ``none`` asks for uniform widths by name.
 
 The ratio helpers mirror torch-pruning's local pruning (``BasePruner._prune``): a layer of
 ``C`` channels keeps ``int(C * (1 - ratio))``, rounded *down* to a multiple of ``round_to``,
-which is zero, an emptied layer, once fewer than ``round_to`` would be left.
+which is zero, an emptied layer, once fewer than ``round_to`` would be left; such layers are
+given their own smaller ratio instead (:func:`ratio_caps`).
 """
 
 from __future__ import annotations
-
-import math
 
 import torch
 from torch import nn
@@ -40,9 +39,9 @@ from segprune.choices import IMPORTANCES, SCOPES
 from segprune.errors import ConfigError
 from segprune.models.adapters import adapter_for
 
-__all__ = ["FINE_PATH", "IMPORTANCES", "SCOPES", "UNIFORM", "check_protect", "check_scope", "default_protect",
+__all__ = ["FINE_PATH", "IMPORTANCES", "SCOPES", "UNIFORM", "attention_blocks", "check_protect", "check_scope", "default_protect",
            "fine_path", "ignored_layers", "in_scope", "prunable_convs", "protect_names", "resolve_protect",
-           "scope_convs"]
+           "ratio_caps", "scope_convs"]
 FINE_PATH = "fine"  # --protect keyword: the stride-2/4 path (fine_path)
 UNIFORM = "none"  # --protect keyword: nothing protected, every layer cut by the same fraction
 # What a scope leaves out, in words, and the next wider scope to suggest.
@@ -63,7 +62,7 @@ def in_scope(name: str, prefixes: tuple[str, ...]) -> bool:
 
 def scope_convs(model: nn.Module, scope: str) -> dict[str, nn.Conv2d]:
     """``{name: conv}`` for every Conv2d of ``model`` that ``scope`` may prune (ConfigError if the parts are missing)."""
-    prefixes = adapter_for(model).scope_prefixes(check_scope(scope))
+    prefixes = adapter_for(model).scope_prefixes(model, check_scope(scope))
     modules = dict(model.named_modules())
     missing = [p for p in prefixes if p not in modules]
     if missing:
@@ -105,18 +104,22 @@ def default_protect(scope: str) -> tuple[str, ...]:
     return (FINE_PATH,) if check_scope(scope) == "all" else ()
 
 
+FINE_STRIDE = 4
+"""The ``fine`` path is the encoder's convs at this output stride or finer (the stem and the first stage)."""
+
+
 def fine_path(model: nn.Module, scope: str = "all") -> tuple[str, ...]:
     """The convs of ``scope`` on the path that carries the finest detail to the decoder: the
-    encoder's convs whose output grid is at least as fine as the decoder's skip input (the
-    adapter's grid layer), and the skip projection itself.
+    encoder's convs whose output is at stride 4 or finer, and the decoder's projections of that
+    skip (the adapter's :meth:`~segprune.models.ModelAdapter.skip_layers`).
 
-    The grids are read from one forward pass of a shape-only (``meta``) copy, so the answer
-    holds for any family whose adapter names its grid layer, whatever its layers are called.
+    The strides are read from one forward pass of a shape-only (``meta``) copy, so the answer
+    holds for any family, whatever its layers are called.
     """
     adapter = adapter_for(model)
     trial = adapter.meta_copy(model)
-    grid = adapter.grid_layer(trial)
-    encoder = [n for n in scope_convs(trial, "all") if not in_scope(n, adapter.scope_prefixes("head"))]
+    skips = adapter.skip_layers(trial)
+    encoder = [n for n in scope_convs(trial, "all") if not in_scope(n, adapter.scope_prefixes(trial, "head"))]
     shapes: dict[str, tuple[int, int]] = {}
 
     def record(name: str):
@@ -124,16 +127,17 @@ def fine_path(model: nn.Module, scope: str = "all") -> tuple[str, ...]:
             shapes.setdefault(name, tuple(out.shape[-2:]))
         return hook
 
-    hooks = [trial.get_submodule(name).register_forward_hook(record(name)) for name in [*encoder, grid]]
+    side = 256
+    hooks = [trial.get_submodule(name).register_forward_hook(record(name)) for name in encoder]
     try:
         with torch.no_grad():
-            trial(torch.zeros(1, 3, 256, 256, device="meta"))
+            trial(torch.zeros(1, 3, side, side, device="meta"))
     finally:
         for hook in hooks:
             hook.remove()
-    h, w = shapes[grid]
-    finer = [n for n in encoder if n in shapes and shapes[n][0] * shapes[n][1] >= h * w]
-    return tuple(n for n in scope_convs(model, scope) if n in finer or in_scope(n, (grid,)))
+    least = (side // FINE_STRIDE) ** 2
+    finer = [n for n in encoder if n in shapes and shapes[n][0] * shapes[n][1] >= least]
+    return tuple(n for n in scope_convs(model, scope) if n in finer or in_scope(n, skips))
 
 
 def resolve_protect(model: nn.Module, scope: str, protect: tuple[str, ...]) -> tuple[str, ...]:
@@ -166,12 +170,32 @@ def prunable_convs(model: nn.Module, scope: str, protect: tuple[str, ...] = ()) 
     return {name: c for name, c in scope_convs(model, scope).items() if not in_scope(name, protect)}
 
 
+SPLIT_ATTRS = ("num_heads", "num_paths", "radix")
+"""Integer attributes of modules that reshape their channels into heads or paths (attention's heads,
+timm's selective-kernel paths, ResNeSt's radix splits)."""
+
+
+def attention_blocks(model: nn.Module) -> tuple[str, ...]:
+    """Modules that split their channels into heads or paths (:data:`SPLIT_ATTRS`: timm's and mit's
+    ``Attention``, ``nn.MultiheadAttention``, timm's ``SelectiveKernel``): their forward reshapes by
+    ``C // heads``, which torch-pruning does not follow (it prunes the stacked paths of a selective
+    kernel at the wrong offsets), so their layers keep their widths, and so does every channel coupled
+    to them."""
+    def splits(m: nn.Module) -> bool:  # one head still packs q, k and v into one projection
+        values = [getattr(m, a, None) for a in SPLIT_ATTRS]
+        return any(isinstance(v, int) and not isinstance(v, bool) and v >= (1 if a == "num_heads" else 2)
+                   for a, v in zip(SPLIT_ATTRS, values, strict=True))
+    return tuple(name for name, m in model.named_modules() if name and splits(m))
+
+
 def ignored_layers(model: nn.Module, scope: str, protect: tuple[str, ...] = ()) -> list[nn.Module]:
-    """Every Conv2d/Linear outside ``scope`` or under a ``protect`` prefix: torch-pruning never uses them
-    as pruning roots, and never prunes a group that holds one of them."""
-    prefixes = adapter_for(model).scope_prefixes(check_scope(scope))
+    """Every Conv2d/Linear outside ``scope``, under a ``protect`` prefix or inside an attention block
+    (:func:`attention_blocks`): torch-pruning never uses them as pruning roots, and never prunes a
+    group that holds one of them."""
+    prefixes = adapter_for(model).scope_prefixes(model, check_scope(scope))
+    whole = (*protect, *attention_blocks(model))
     return [m for name, m in model.named_modules()
-            if isinstance(m, (nn.Conv2d, nn.Linear)) and (not in_scope(name, prefixes) or in_scope(name, protect))]
+            if isinstance(m, (nn.Conv2d, nn.Linear)) and (not in_scope(name, prefixes) or in_scope(name, whole))]
 
 
 def remaining_channels(channels: int, ratio: float, round_to: int) -> int:
@@ -198,12 +222,25 @@ def prunable_widths(convs: dict[str, nn.Conv2d]) -> dict[str, int]:
     return {n: c.out_channels for n, c in convs.items() if not (c.groups == c.out_channels and c.groups > 1)}
 
 
-def check_ratio(convs: dict[str, nn.Conv2d], ratio: float, round_to: int) -> None:
-    """ConfigError naming the first layer ``ratio`` would empty, and the largest valid ratio."""
-    widths = prunable_widths(convs)
-    for name, channels in widths.items():
+def ratio_caps(convs: dict[str, nn.Conv2d], ratio: float, round_to: int) -> dict[str, float]:
+    """``{name: largest ratio}`` for the convs too narrow to lose ``ratio`` of their channels.
+
+    torch-pruning would round what such a layer keeps down to zero channels and empty it
+    (EfficientNet's squeeze-excitation convs have 4 to 48 channels). Instead each keeps the
+    smallest multiple of ``round_to`` it can (its cap, the largest ratio that leaves one), and
+    a layer narrower than ``round_to`` (cap 0) keeps all its channels; the others take ``ratio``.
+    So one narrow layer never limits how far the rest of the network can be pruned.
+    """
+    caps = {}
+    for name, channels in prunable_widths(convs).items():
         if remaining_channels(channels, ratio, round_to) == 0:
-            best = min(largest_ratio(c, round_to) for c in widths.values())
-            raise ConfigError(f"--channel-ratio {ratio:g} would leave no channels in {name} ({channels} channels, "
-                              f"rounded down to a multiple of --round-to {round_to}): the largest valid ratio is "
-                              f"{math.floor(best * 1000) / 1000:g}; use it or a smaller --round-to")
+            caps[name] = largest_ratio(channels, round_to)
+    return caps
+
+
+def check_ratio(convs: dict[str, nn.Conv2d], ratio: float, round_to: int) -> None:
+    """ConfigError when ``ratio`` removes nothing at all: every layer is too narrow for it (:func:`ratio_caps`)."""
+    widths = prunable_widths(convs)
+    if ratio > 0 and widths and all(largest_ratio(c, round_to) == 0 for c in widths.values()):
+        raise ConfigError(f"--channel-ratio {ratio:g} removes no channel: every prunable layer has fewer than "
+                          f"2 x --round-to {round_to} channels; use a smaller --round-to")

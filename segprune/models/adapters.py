@@ -5,8 +5,8 @@ work on any ``nn.Module``; what differs between families is a handful of facts, 
 adapter states them (DESIGN.md, key decision 9):
 
 - where the decoder's high-resolution fusion runs (the part truncation shrinks) and how to
-  set its grid (:meth:`ModelAdapter.set_truncation`), and which module's output is the
-  native decoder grid (:meth:`ModelAdapter.grid_layer`);
+  set its grid (:meth:`ModelAdapter.set_truncation`), the stride of its finest grid
+  (:meth:`ModelAdapter.decoder_stride`) and its skip projections (:meth:`ModelAdapter.skip_layers`);
 - which layers each pruning scope may shrink, and which must never lose channels (the
   classifier: its outputs are the classes);
 - how to describe the network as JSON and rebuild it from that description, so a
@@ -19,6 +19,7 @@ new architecture edits no module here. :func:`adapter_for` finds the adapter of 
 
 from __future__ import annotations
 
+import copy
 import importlib
 from dataclasses import replace
 from importlib.metadata import entry_points
@@ -33,7 +34,8 @@ from segprune.errors import ConfigError
 _REGISTRY: dict[str, type[ModelAdapter]] = {}
 # Built-in families whose adapters import an optional package, loaded on first use only:
 # family -> (segprune module holding the adapter, the package the family's models come from).
-_BUILTIN = {"smp": ("segprune.models.smp", "segmentation_models_pytorch")}
+_BUILTIN = {"smp": ("segprune.models.smp", "segmentation_models_pytorch"),
+            "torchvision": ("segprune.models.tv", "torchvision")}
 ENTRY_POINT_GROUP = "segprune.adapters"
 
 
@@ -57,6 +59,26 @@ class ModelAdapter:
 
     def matches(self, model: nn.Module) -> bool:
         raise NotImplementedError
+
+    def check_supported(self, model: nn.Module) -> None:
+        """Raise a ConfigError for a model of the family that segprune cannot take as it is (say how to fix it)."""
+
+    def check_prunable(self, model: nn.Module) -> None:
+        """Raise a ConfigError, with the reason, for a model whose channels segprune cannot prune."""
+
+    def features_of(self, model: nn.Module) -> tuple[str, ...]:
+        """:attr:`feature_layers` of this model (a family whose layer names depend on the model overrides it)."""
+        return self.feature_layers
+
+    def decoder_stride(self, model: nn.Module) -> int:
+        """The stride of the decoder's finest grid, which ``keep_freq`` is a fraction of (4: DeepLabV3+'s fusion)."""
+        return 4
+
+    def skip_layers(self, model: nn.Module) -> tuple[str, ...]:
+        """The decoder's projections of its finest skip input (DeepLabV3+'s 48-channel 1x1 conv): with the
+        encoder's stride-2/4 convs, the path ``--protect fine`` keeps whole (none where the skips are
+        concatenated as they are, as in U-Net)."""
+        return ()
 
     def describe(self, model: nn.Module) -> str:
         """A short human name, e.g. ``smp DeepLabV3Plus(resnet34)``."""
@@ -84,21 +106,31 @@ class ModelAdapter:
     def output_stride(self, model: nn.Module) -> int:
         raise NotImplementedError
 
-    def grid_layer(self, model: nn.Module) -> str:
-        """The module whose output lies on the native (untruncated) decoder grid."""
-        raise NotImplementedError
-
-    def scope_prefixes(self, scope: str) -> tuple[str, ...]:
+    def scope_prefixes(self, model: nn.Module, scope: str) -> tuple[str, ...]:
+        """The module-name prefixes ``scope`` may prune in ``model`` (the class's :attr:`scopes` by default)."""
         if scope not in SCOPES:
             raise ConfigError(f"--scope {scope!r} is not valid: use one of {', '.join(SCOPES)} "
                               "(decoder = the decoder's fusion, head = + the context module (ASPP), all = + the encoder)")
-        return self.scopes[scope]
+        return self.scopes_of(model)[scope]
+
+    def scopes_of(self, model: nn.Module) -> dict[str, tuple[str, ...]]:
+        """:attr:`scopes` of this model (a family whose module names depend on the model overrides it)."""
+        return self.scopes
 
     def meta_copy(self, model: nn.Module) -> nn.Module:
-        """The same architecture (channels and truncation included) on the ``meta`` device: free to build and count."""
-        config = self.config_of(model)
+        """The same network (channels and truncation included) on the ``meta`` device: free to count and trace.
+
+        A copy of the model object itself, each parameter and buffer replaced by a shape-only
+        tensor, rather than a rebuild from :meth:`config_of`: it needs no config, costs no
+        initialisation, and works for encoders that cannot be *constructed* on the meta device
+        (mit's drop-path schedule calls ``Tensor.item()`` while building).
+        """
+        return shape_copy(model)
+
+    def skeleton(self, config: dict[str, Any]) -> nn.Module:
+        """:meth:`build` on the ``meta`` device: the shapes a config describes, checked before any allocation."""
         with torch.device("meta"):
-            return self.build(config).eval()
+            return self.build(config)
 
     def reference(self, model: nn.Module) -> nn.Module:
         """The model as its family builds it before any channel pruning, on the ``meta`` device."""
@@ -106,6 +138,20 @@ class ModelAdapter:
 
     def record_channels(self, model: nn.Module) -> None:
         """Called after pruning: a family that keeps channel counts in a config attribute updates it here."""
+
+
+def shape_copy(model: nn.Module) -> nn.Module:
+    """A deep copy of ``model`` in eval mode whose parameters and buffers are ``meta`` tensors of the same shapes.
+
+    Modules, classes and attributes are copied as they are (a truncated decoder stays
+    truncated, a pruned conv keeps its width); no tensor memory is allocated and no weight is read.
+    """
+    memo: dict[int, Any] = {}
+    for param in model.parameters():
+        memo[id(param)] = nn.Parameter(torch.empty_like(param, device="meta"), requires_grad=param.requires_grad)
+    for buffer in model.buffers():
+        memo[id(buffer)] = torch.empty_like(buffer, device="meta")
+    return copy.deepcopy(model, memo).eval()
 
 
 def register_adapter(cls: type[ModelAdapter]) -> type[ModelAdapter]:
@@ -152,10 +198,11 @@ def adapter_for(model: nn.Module) -> ModelAdapter:
         for cls in list(_REGISTRY.values()):
             adapter = cls()
             if adapter.matches(model):
+                adapter.check_supported(model)
                 return adapter
     raise ConfigError(f"{type(model).__module__}.{type(model).__name__} has no segprune adapter: supported are "
-                      f"segprune's DeepLabV3+/DAN and segmentation_models_pytorch DeepLabV3Plus; add an adapter "
-                      "with @segprune.models.register_adapter (see segprune/models/adapters.py)")
+                      f"segprune's DeepLabV3+/DAN, segmentation_models_pytorch's models and torchvision's segmentation "
+                      "models; add an adapter with @segprune.models.register_adapter (see segprune/models/adapters.py)")
 
 
 @register_adapter
@@ -193,23 +240,15 @@ class SegpruneAdapter(ModelAdapter):
         model.config = cfg.resolved()
         return model
 
-    def meta_copy(self, model: nn.Module) -> nn.Module:
-        from segprune.models.channels import channel_overrides_of
-        from segprune.models.registry import build_model
-
-        config = replace(model.config, channel_overrides=channel_overrides_of(model), backbone_weights=None)
-        with torch.device("meta"):
-            return build_model(config).eval()
-
     def reference(self, model: nn.Module) -> nn.Module:
         from segprune.models.registry import build_model
 
         with torch.device("meta"):
             return build_model(replace(model.config, channel_overrides={}, backbone_weights=None))
 
-    def grid_layer(self, model: nn.Module) -> str:
-        # DAN's projections are a ModuleDict, never called as one: its finest stage is on the grid
-        return "decoder.project.layer1" if model.config.arch == "dan" else "decoder.project"
+    def skip_layers(self, model: nn.Module) -> tuple[str, ...]:
+        # DAN projects three stages; only layer1's is on the stride-4 grid
+        return ("decoder.project.layer1",) if model.config.arch == "dan" else ("decoder.project",)
 
     def record_channels(self, model: nn.Module) -> None:
         from segprune.models.channels import channel_overrides_of

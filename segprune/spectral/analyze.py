@@ -209,14 +209,15 @@ class Band:
 
 
 def held_energy(spectrum: LabelSpectrum, keep: float, label_size: tuple[int, int],
-                input_size: tuple[int, int]) -> float:
-    """Share of the labels' non-DC energy inside the band a decoder at ``keep`` resolves."""
-    f = held_band(keep, label_size, input_size)
+                input_size: tuple[int, int], decoder_stride: int = 4) -> float:
+    """Share of the labels' non-DC energy inside the band a decoder at ``keep`` resolves (its finest grid at
+    ``decoder_stride``: 4 for DeepLabV3+, 1 for U-Net; the model adapter's ``decoder_stride``)."""
+    f = held_band(keep, label_size, input_size, decoder_stride)
     return float(spectrum.cumulative(exclude_dc=True)[int(np.floor(f * spectrum.nbins + 1e-9))])
 
 
 def choose_band(spectrum: LabelSpectrum, tau: float, label_size: tuple[int, int],
-                input_size: tuple[int, int] | None = None) -> Band:
+                input_size: tuple[int, int] | None = None, decoder_stride: int = 4) -> Band:
     """``--energy tau`` -> ``--keep-freq``: the truncation whose decoder grid resolves ``f_c(tau)``.
 
     The one conversion ``analyze``, ``prune`` and the demo use: the cut-off is measured on
@@ -224,13 +225,15 @@ def choose_band(spectrum: LabelSpectrum, tau: float, label_size: tuple[int, int]
     the size the model runs at (``input_size``, default the label size). A model run at half
     the label size has half the decoder grid for the same cycles per image, so it needs
     twice the keep-freq; past 1 it cannot hold ``tau`` at all, and the band says so.
+    ``decoder_stride`` is the stride of the decoder's finest grid, which keep-freq is a fraction of.
     """
     label_size = (int(label_size[0]), int(label_size[1]))
     input_size = (int(input_size[0]), int(input_size[1])) if input_size else label_size
     fc = spectrum.cutoff(tau)
-    rec = recommend_grid(fc, label_size, input_size)
+    rec = recommend_grid(fc, label_size, input_size, decoder_stride)
     keep = rec["keep_freq"]
-    return Band(tau=tau, cutoff=fc, keep_freq=keep, held=held_energy(spectrum, keep, label_size, input_size),
+    return Band(tau=tau, cutoff=fc, keep_freq=keep,
+                held=held_energy(spectrum, keep, label_size, input_size, decoder_stride),
                 resolves=rec["decoder_resolves_cutoff"], grid=tuple(rec["grid"]),
                 decoder_grid=tuple(rec["decoder_grid"]), label_size=label_size, input_size=input_size,
                 input_size_needed=tuple(rec["input_size_needed"]))

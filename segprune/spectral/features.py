@@ -74,7 +74,7 @@ def default_layers(model: nn.Module) -> list[str]:
     from segprune.models.adapters import find_adapter
 
     adapter = find_adapter(model)
-    return list(adapter.feature_layers) if adapter is not None else list(DEFAULT_LAYERS)
+    return list(adapter.features_of(model)) if adapter is not None else list(DEFAULT_LAYERS)
 
 
 def resolve_layers(model: nn.Module, layers: Iterable[str] | None = None) -> list[str]:

@@ -136,7 +136,7 @@ def _feature_layer(model: nn.Module) -> nn.Module:
     from segprune.models.adapters import adapter_for
 
     adapter = adapter_for(model)
-    layers = adapter.feature_layers
+    layers = adapter.features_of(model)
     if not layers or layers[-1].endswith(":in"):
         raise ConfigError(f"{adapter.family} models name no decoder feature layer: feature "
                           "distillation needs one (ModelAdapter.feature_layers)")

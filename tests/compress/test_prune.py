@@ -26,12 +26,24 @@ def test_config_errors(kwargs, message):
         PruneConfig(**kwargs)
 
 
+def test_a_layer_too_narrow_for_the_ratio_keeps_round_to_channels_and_the_rest_go_on(example):
+    """torch-pruning would round 16 * 0.4 = 6 channels down to 0 at --round-to 8 and empty the layer;
+    the layer keeps 8 instead and the wider ones take the whole ratio."""
+    model = small_model(decoder_channels=64)
+    wide = model.decoder.fuse[0][0].out_channels
+    prune_(model, PruneConfig(channel_ratio=0.6, importance="l1"), example)
+    assert model.decoder.project[0].out_channels == 8
+    assert model.decoder.fuse[0][0].out_channels == int(wide * 0.4) // 8 * 8 == 24
+    with torch.no_grad():
+        assert model(example).shape[1] == model.config.num_classes
+    narrow = small_model()
+    with pytest.raises(ConfigError, match=r"--channel-ratio 0.5 removes no channel: every prunable layer has fewer "
+                                          r"than 2 x --round-to 64 channels; use a smaller --round-to"):
+        prune_(narrow, PruneConfig(channel_ratio=0.5, importance="l1", round_to=64), example)
+
+
 def test_user_errors_name_the_limit(example):
     model = small_model()
-    with pytest.raises(ConfigError, match=r"--channel-ratio 0.6 would leave no channels in decoder.project.0 "
-                                          r"\(16 channels, rounded down to a multiple of --round-to 8\): "
-                                          r"the largest valid ratio is 0.5"):
-        prune_(model, PruneConfig(channel_ratio=0.6, importance="l1"), example)
     with pytest.raises(ConfigError, match=r"--target-macs 0.10 of the MACs is below the 0.\d\d that the backbone, "
                                           r"ASPP and classifier cost with --scope decoder; use --scope head or "
                                           r"--scope all or a target >= \d.\d\d"):

@@ -93,8 +93,8 @@ class TinyAdapter(ModelAdapter):
     def output_stride(self, model: nn.Module) -> int:
         return 8
 
-    def grid_layer(self, model: nn.Module) -> str:
-        return "skip"
+    def skip_layers(self, model: nn.Module) -> tuple[str, ...]:
+        return ("skip",)
 
 
 def test_a_registered_family_goes_through_the_pipeline(tmp_path) -> None:
