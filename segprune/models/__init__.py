@@ -1,8 +1,10 @@
 """Segmentation models: DeepLabV3+ and DAN on dilated ImageNet backbones, and their checkpoints.
 
 Other libraries' networks come in through model adapters (:mod:`segprune.models.adapters`;
-SMP's DeepLabV3Plus is built in): ``load_model(path, arch=...)`` opens a segprune
-checkpoint, an SMP ``save_pretrained`` folder or a plain weights file.
+SMP's models and torchvision's segmentation models are built in): ``load_model(path, arch=...)``
+opens a segprune checkpoint or a folder segprune wrote, an SMP ``save_pretrained`` folder or a
+plain weights file. A torchvision model object is made to return its logits tensor with
+``logits_only_(model)`` (:mod:`segprune.models.tv`).
 
 ``create_model("deeplabv3plus_resnet50", num_classes=19, output_stride=8)`` builds a model
 (``atrous_rates="auto", input_size=(H, W)`` sizes the ASPP rates to the training crop);
@@ -39,6 +41,14 @@ from segprune.models.grid import RESIZE_MODES, check_keep, decoder_grid, resize_
 from segprune.models.registry import build_model, create_model, list_models
 from segprune.models.sources import load_model
 
+
+def logits_only_(model, aux: str = "drop"):
+    """:func:`segprune.models.tv.logits_only_` (imported on first use)."""
+    from segprune.models.tv import logits_only_ as impl
+
+    return impl(model, aux)
+
+
 __all__ = [
     "ARCHS",
     "ASPP",
@@ -68,6 +78,7 @@ __all__ = [
     "load_checkpoint",
     "load_model",
     "load_state_dict_file",
+    "logits_only_",
     "model_info",
     "read_checkpoint_header",
     "register_adapter",

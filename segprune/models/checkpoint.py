@@ -149,8 +149,7 @@ def load_checkpoint(path: str | os.PathLike, *, num_classes: int | None = None, 
             raise CheckpointError(f"checkpoint {path} is a {config.arch} model, you asked for {arch}: "
                                   f"pass a {arch} checkpoint or arch={config.arch!r}")
     try:  # on the meta device first: shapes and size are checked before a byte is allocated
-        with torch.device("meta"):
-            skeleton = adapter.build(header["config"])
+        skeleton = adapter.skeleton(header["config"])
     except ConfigError as exc:
         raise CheckpointError(f"checkpoint {path} holds an invalid {family} model config ({exc}); write it again "
                               "with segprune train or prune") from None

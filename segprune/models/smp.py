@@ -1,81 +1,92 @@
-"""segmentation_models_pytorch (SMP) DeepLabV3+: the adapter, truncation, and loading users' files.
+"""segmentation_models_pytorch (SMP): one adapter for all its model classes, and loading users' files.
 
 SMP is an optional dependency (``pip install 'segprune[smp]'``); this module imports it and
 is itself imported only when an SMP model or file is met (:mod:`segprune.models.adapters`).
 
-Truncation. SMP's decoder upsamples the ASPP output to the ``block1`` grid (output stride
-4), concatenates it with ``block1`` (the 48-channel skip projection) and runs ``block2``,
-a separable 3x3 conv at 256 channels, there. A truncated model swaps the decoder's class
-for :class:`TruncatedDeepLabV3PlusDecoder`, a subclass with the same modules and weights
-whose ``forward`` resamples the skip features to ``decoder_grid(H/4, W/4, keep)``, runs
-``block2`` on that grid and resizes its output back to the native grid, so SMP's
-segmentation head (a 1x1 conv and a fixed x4 upsampling) is unchanged. The model stays an
-``smp.DeepLabV3Plus``; ``keep = 1`` restores the original class, bit for bit.
+Every SMP model is an ``encoder``, a ``decoder`` and a ``segmentation_head``, so one adapter
+serves them all: channel pruning, checkpoints and export work the same for each, and what
+differs per class is a row of :data:`FAMILIES`: which decoder modules each pruning scope may
+shrink, the decoder's skip projections (the fine path), the feature layers ``analyze`` and
+feature distillation read, and whether the decoder can run truncated. DeepLabV3Plus, Unet,
+FPN, DeepLabV3, PSPNet and Segformer can (:mod:`segprune.models.smp_decoders`); the others
+compress by channels alone, and asking them for a truncated band is refused with the reason.
 
-Saved form (inside a segprune checkpoint): ``{"class": "DeepLabV3Plus", "init": <the
-keyword arguments SMP recorded>, "keep_freq", "resize", "channel_overrides"}``; the
-encoder is always rebuilt with ``encoder_weights=None`` (the weights come from the file,
-nothing is downloaded).
+Saved form (inside a segprune checkpoint): ``{"class": "Unet", "init": <the keyword arguments
+SMP recorded>, "keep_freq", "resize", "channel_overrides"}``; the encoder is always rebuilt
+with ``encoder_weights=None`` (the weights come from the file, nothing is downloaded).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from segprune.errors import CheckpointError, ConfigError
+from segprune.errors import CheckpointError, ConfigError, first_line
 from segprune.models.adapters import ModelAdapter, register_adapter
-from segprune.models.grid import RESIZE_MODES, check_keep, decoder_grid, resize_to_grid
+from segprune.models.grid import RESIZE_MODES, check_keep
 
 try:
     import segmentation_models_pytorch as smp
-    from segmentation_models_pytorch.decoders.deeplabv3.decoder import DeepLabV3PlusDecoder
 except ModuleNotFoundError as exc:  # optional dependency: segprune[smp]
     raise ConfigError("segmentation_models_pytorch models need the package, which is not installed: "
                       "pip install 'segprune[smp]'") from exc
 
-SUPPORTED = ("DeepLabV3Plus",)
-"""SMP model classes with an adapter. Others (Unet, FPN, ...) have a different decoder to truncate."""
+from segprune.models.smp_decoders import set_decoder_truncation, smp_class, truncatable  # noqa: E402
 
 
-class TruncatedDeepLabV3PlusDecoder(DeepLabV3PlusDecoder):
-    """SMP's DeepLabV3+ decoder with its fusion (``block2``) on a truncated grid (module docstring).
+@dataclass(frozen=True)
+class Family:
+    """What differs between SMP classes (module docstring). Module names are relative to the model."""
 
-    Never constructed: :func:`set_decoder_truncation` swaps an existing decoder's class, so
-    the modules, their names and their weights stay exactly the user's.
-    """
-
-    keep: float = 1.0
-    resize: str = "area"
-
-    def forward(self, features: list[torch.Tensor]) -> torch.Tensor:
-        context = self.aspp(features[-1])
-        skip = self.block1(features[2])
-        native = skip.shape[-2:]
-        grid = decoder_grid(native[0], native[1], self.keep)
-        skip = resize_to_grid(skip, grid, self.resize)
-        # SMP upsamples the context with align_corners=True (its nn.Upsample); so does this
-        context = F.interpolate(context, size=grid, mode="bilinear", align_corners=True)
-        fused = self.block2(torch.cat([context, skip], dim=1))
-        return F.interpolate(fused, size=native, mode="bilinear", align_corners=False)
+    decoder: tuple[str, ...]
+    """Scope ``decoder``: the decoder's fusion."""
+    head: tuple[str, ...] = ("decoder",)
+    """Scope ``head``: the fusion and the context module (ASPP, pyramid pooling); ``all`` adds the encoder."""
+    skips: tuple[str, ...] = ()
+    features: tuple[str, ...] = ("decoder",)
+    why_not_truncated: str = ""
+    """Why ``--keep-freq`` below 1 is refused; empty where the decoder runs truncated."""
+    why_not_pruned: str = ""
+    """Why channel pruning is refused; empty where torch-pruning can cut the model."""
 
 
-def set_decoder_truncation(decoder: nn.Module, keep: float, mode: str) -> None:
-    """Run ``decoder`` (an SMP DeepLabV3PlusDecoder) at ``keep``; ``keep = 1`` restores SMP's own class."""
-    if keep >= 1.0:
-        decoder.__class__ = DeepLabV3PlusDecoder
-        decoder.__dict__.pop("keep", None)
-        decoder.__dict__.pop("resize", None)
-        return
-    decoder.__class__ = TruncatedDeepLabV3PlusDecoder
-    decoder.keep = keep
-    decoder.resize = mode
+FAMILIES = {
+    "DeepLabV3Plus": Family(("decoder.block1", "decoder.block2"), ("decoder.aspp", "decoder.block1", "decoder.block2"),
+                            skips=("decoder.block1",), features=("decoder.block2:in", "decoder.block2")),
+    "Unet": Family(("decoder.blocks",)),
+    "FPN": Family(("decoder",), skips=("decoder.p2",), features=("decoder.p2", "decoder")),
+    "DeepLabV3": Family(("decoder.conv",), features=("decoder.aspp", "decoder")),
+    "PSPNet": Family(("decoder.conv",), features=("decoder.psp", "decoder")),
+    "Segformer": Family(("decoder",), features=("decoder.fuse_stage:in", "decoder")),
+    "UnetPlusPlus": Family(("decoder",), why_not_truncated="its nested dense skips join every stage to every "
+                                                            "finer one, so no single grid is set for the decoder; "
+                                                            "use Unet or FPN for truncation"),
+    "MAnet": Family(("decoder",), why_not_truncated="its attention blocks upsample by fixed factors inside "
+                                                     "SMP's blocks; use Unet or FPN for truncation",
+                    why_not_pruned="torch-pruning's channel grouping of its multi-scale attention blocks grows "
+                                   "without bound (it exhausted 10 GB at 64x64 with torch-pruning 1.6); use Unet "
+                                   "or FPN, which segprune prunes"),
+    "Linknet": Family(("decoder",), why_not_truncated="its transposed convolutions fix each stage's grid at "
+                                                       "twice the previous; use Unet or FPN for truncation"),
+    "PAN": Family(("decoder",), why_not_truncated="its feature pyramid attention upsamples by fixed factors "
+                                                   "inside SMP's blocks; use FPN for truncation"),
+    "UPerNet": Family(("decoder",), why_not_truncated="its fusion sizes are taken from the stride-4 skip inside "
+                                                       "SMP's decoder; use FPN for truncation"),
+    "DPT": Family(("decoder",), why_not_truncated="its reassemble blocks upsample by fixed factors; use "
+                                                   "Segformer or FPN for truncation"),
+}
+"""Every SMP model class segprune takes, by name."""
+
+
+def _family(model: nn.Module) -> Family:
+    return FAMILIES[smp_class(model).__name__]
 
 
 def _init_kwargs(model: nn.Module) -> dict[str, Any]:
@@ -89,43 +100,94 @@ def _init_kwargs(model: nn.Module) -> dict[str, Any]:
 
 
 def build_smp(class_name: str, init: dict[str, Any]) -> nn.Module:
-    """``smp.<class_name>(**init)`` with ``encoder_weights=None``; a ConfigError for what SMP refuses."""
-    if class_name not in SUPPORTED:
-        raise ConfigError(f"SMP model {class_name!r} has no segprune adapter: supported are {', '.join(SUPPORTED)}; "
-                          "add one with @segprune.models.register_adapter (see segprune/models/smp.py)")
+    """``smp.<class_name>(**init)`` with ``encoder_weights=None``; a ConfigError for what SMP refuses.
+
+    SMP's refusal is its own (an encoder that cannot run dilated at that output stride, a timm
+    model that takes no ``output_stride``): the message says it is SMP's and quotes it.
+    """
+    if class_name not in FAMILIES:
+        raise ConfigError(f"SMP model {class_name!r} has no segprune adapter: supported are "
+                          f"{', '.join(FAMILIES)}; add one with @segprune.models.register_adapter "
+                          "(see segprune/models/smp.py)")
     if not isinstance(init, dict):
         raise ConfigError(f"SMP config for {class_name} must be a JSON object of constructor arguments")
     try:
         return getattr(smp, class_name)(**{**init, "encoder_weights": None})
-    except (TypeError, ValueError, KeyError, RuntimeError) as exc:
-        raise ConfigError(f"SMP cannot build {class_name} from {init} ({type(exc).__name__}: "
-                          f"{str(exc).splitlines()[0] if str(exc) else ''}): check the architecture options") from None
+    except (TypeError, ValueError, KeyError, RuntimeError, AssertionError) as exc:
+        encoder = init.get("encoder_name", "?")
+        raise ConfigError(f"SMP cannot build {class_name}(encoder_name={encoder!r}) with these options "
+                          f"({type(exc).__name__}: {first_line(exc)}): this is SMP's refusal, not segprune's; "
+                          "check the architecture options (DeepLabV3/DeepLabV3+ need an encoder that runs "
+                          "dilated, e.g. resnet34 or efficientnet-b0)") from None
+
+
+@functools.lru_cache(maxsize=32)
+def _reference_plan(class_name: str, init_json: str) -> dict[str, dict[str, Any]]:
+    """The channel plan of the unpruned model SMP builds from ``init``: on the meta device where the
+    encoder allows it, else a real build (mit's constructor reads a tensor's value), once per config."""
+    from segprune.models.channels import channel_plan
+
+    init = json.loads(init_json)
+    try:
+        with torch.device("meta"):
+            return channel_plan(build_smp(class_name, init))
+    except (RuntimeError, NotImplementedError, ConfigError):
+        return channel_plan(build_smp(class_name, init))
 
 
 @register_adapter
 class SMPAdapter(ModelAdapter):
-    """segmentation_models_pytorch ``DeepLabV3Plus``, any encoder SMP builds offline."""
+    """Every segmentation_models_pytorch model class in :data:`FAMILIES`, any encoder SMP builds offline."""
 
     family = "smp"
-    scopes = {
-        "decoder": ("decoder.block1", "decoder.block2"),
-        "head": ("decoder.aspp", "decoder.block1", "decoder.block2"),
-        "all": ("encoder", "decoder.aspp", "decoder.block1", "decoder.block2"),
-    }
-    feature_layers = ("decoder.block2:in", "decoder.block2")
 
     def matches(self, model: nn.Module) -> bool:
-        return isinstance(model, smp.DeepLabV3Plus)
+        return isinstance(model, smp.base.SegmentationModel)
+
+    def check_supported(self, model: nn.Module) -> None:
+        name = smp_class(model).__name__
+        if name not in FAMILIES:
+            raise ConfigError(f"SMP model {name!r} has no segprune adapter: supported are {', '.join(FAMILIES)}")
+        if getattr(model, "classification_head", None) is not None:
+            raise ConfigError(f"this SMP {name} has a classification head (aux_params): segprune compresses and "
+                              "exports the segmentation output only; set model.classification_head = None "
+                              "(segmentation does not use it) or build the model without aux_params")
+
+    def check_prunable(self, model: nn.Module) -> None:
+        why = _family(model).why_not_pruned
+        if why:
+            raise ConfigError(f"SMP {smp_class(model).__name__}'s channels cannot be pruned: {why}")
 
     def describe(self, model: nn.Module) -> str:
-        return f"smp DeepLabV3Plus({_init_kwargs(model).get('encoder_name', '?')})"
+        return f"smp {smp_class(model).__name__}({_init_kwargs(model).get('encoder_name', '?')})"
+
+    def scopes_of(self, model: nn.Module) -> dict[str, tuple[str, ...]]:
+        family = _family(model)
+        return {"decoder": family.decoder, "head": family.head, "all": ("encoder", *family.head)}
+
+    def features_of(self, model: nn.Module) -> tuple[str, ...]:
+        return _family(model).features
+
+    def skip_layers(self, model: nn.Module) -> tuple[str, ...]:
+        return _family(model).skips
+
+    def decoder_stride(self, model: nn.Module) -> int:
+        name, encoder = smp_class(model).__name__, model.encoder
+        depth = len(encoder.out_channels) - 1
+        if name == "Unet":
+            return 1
+        if name == "FPN":
+            return 2 ** (depth - 3)  # its finest level is features[-4]
+        if name in ("DeepLabV3", "PSPNet"):
+            return int(encoder.output_stride)
+        return 4
 
     def config_of(self, model: nn.Module) -> dict[str, Any]:
         from segprune.models.channels import channel_diff
 
         keep, mode = self.truncation(model)
-        return {"class": type(model).__name__, "init": _init_kwargs(model), "keep_freq": keep, "resize": mode,
-                "channel_overrides": channel_diff(model, self.reference(model))}
+        return {"class": smp_class(model).__name__, "init": _init_kwargs(model), "keep_freq": keep, "resize": mode,
+                "channel_overrides": channel_diff(model, self.reference_plan(model))}
 
     def build(self, config: dict[str, Any]) -> nn.Module:
         from segprune.models.channels import apply_channel_overrides
@@ -143,25 +205,37 @@ class SMPAdapter(ModelAdapter):
         self.set_truncation(model, keep, mode)
         return model
 
+    def skeleton(self, config: dict[str, Any]) -> nn.Module:
+        try:
+            return super().skeleton(config)
+        except ConfigError as exc:  # an encoder that reads a tensor's value while it is built (mit)
+            if "meta tensors" not in str(exc):
+                raise
+            return self.build(config)
+
     def reference(self, model: nn.Module) -> nn.Module:
-        with torch.device("meta"):
-            return build_smp(type(model).__name__, _init_kwargs(model))
+        return self.skeleton({"class": smp_class(model).__name__, "init": _init_kwargs(model)})
+
+    def reference_plan(self, model: nn.Module) -> dict[str, dict[str, Any]]:
+        return _reference_plan(smp_class(model).__name__, json.dumps(_init_kwargs(model), sort_keys=True))
 
     def truncation(self, model: nn.Module) -> tuple[float, str]:
         decoder = model.decoder
         return float(getattr(decoder, "keep", 1.0)), str(getattr(decoder, "resize", "area"))
 
     def set_truncation(self, model: nn.Module, keep: float, mode: str) -> None:
-        set_decoder_truncation(model.decoder, keep, mode)
+        if keep < 1.0 and not truncatable(model.decoder):
+            name = smp_class(model).__name__
+            raise ConfigError(f"SMP {name} cannot run its decoder truncated ({_family(model).why_not_truncated or 'its decoder is not the class SMP builds'}): "
+                              "use --keep-freq 1 to compress it by channels alone")
+        set_decoder_truncation(model, keep, mode)
 
     def num_classes(self, model: nn.Module) -> int:
         return int(model.segmentation_head[0].out_channels)
 
     def output_stride(self, model: nn.Module) -> int:
-        return int(model.encoder.output_stride)
-
-    def grid_layer(self, model: nn.Module) -> str:
-        return "decoder.block1"
+        # the stride SMP makes the input divisible by (U-Net takes any size: it resizes to each skip)
+        return int(model.encoder.output_stride) if model.requires_divisible_input_shape else 1
 
 
 def load_smp_dir(path: str | os.PathLike) -> nn.Module:

@@ -5,9 +5,11 @@ Three ways in, all without unpickling:
 - a segprune checkpoint (``.safetensors`` with a segprune header), any family, pruned or not;
 - a folder written by SMP's ``model.save_pretrained(dir)`` (``config.json`` +
   ``model.safetensors``);
+- a folder ``segprune prune --out`` or ``train --out`` wrote (:data:`FOLDER_CHECKPOINTS`);
 - a plain weights file (``.safetensors``, or ``.pth``/``.pt`` read with
   ``weights_only=True``) plus an architecture description: ``arch="smp:DeepLabV3Plus"``
-  with ``encoder`` and ``classes``, or a segprune model name such as
+  with ``encoder`` and ``classes``, ``arch="tv:deeplabv3_resnet50"`` (torchvision's; its
+  auxiliary head is dropped) with ``classes``, or a segprune model name such as
   ``"deeplabv3plus_resnet18"`` with ``classes``.
 """
 
@@ -26,6 +28,7 @@ from segprune.errors import CheckpointError, ConfigError
 from segprune.models.files import load_checked, load_state_dict_file, sniff_format
 
 SMP_PREFIX = "smp:"
+TV_PREFIX = "tv:"
 
 
 def is_segprune_checkpoint(path: Path) -> bool:
@@ -54,11 +57,28 @@ def is_smp_dir(path: str | os.PathLike) -> bool:
         return False
 
 
-def build_arch(arch: str, *, encoder: str | None = None, classes: int | None = None) -> nn.Module:
+FOLDER_CHECKPOINTS = ("model.safetensors", "last.safetensors")
+"""What a folder segprune wrote holds, in the order taken: ``prune --out``'s compressed model, then the last
+epoch of ``train --out`` (the end of its schedule; pass ``best.safetensors`` itself for the best epoch)."""
+
+
+def segprune_checkpoint_in(folder: Path) -> Path | None:
+    """The segprune checkpoint a folder written by ``prune --out`` or ``train --out`` holds, or None."""
+    return next((folder / n for n in FOLDER_CHECKPOINTS if is_segprune_checkpoint(folder / n)), None)
+
+
+def build_arch(arch: str, *, encoder: str | None = None, classes: int | None = None,
+               aux: bool = False) -> nn.Module:
     """An untrained model from an architecture description (see the module docstring)."""
     if classes is None or isinstance(classes, bool) or not isinstance(classes, int) or classes < 1:
         raise ConfigError(f"--classes {classes!r} is needed with --arch {arch}: the number of classes the weights "
                           "predict, e.g. --classes 11")
+    if arch.startswith(TV_PREFIX):
+        from segprune.models.tv import build_tv
+
+        if encoder:
+            raise ConfigError(f"--encoder applies to smp: architectures; {arch} names its backbone in the model name")
+        return build_tv(arch[len(TV_PREFIX):], classes, aux=aux)
     if arch.startswith(SMP_PREFIX):
         from segprune.models.smp import build_smp
 
@@ -87,11 +107,15 @@ def load_model(source: str | os.PathLike, *, arch: str | None = None, encoder: s
     if not path.exists():
         raise CheckpointError(f"model {path} does not exist: pass a segprune checkpoint, an SMP save_pretrained "
                               "folder, or a weights file with --arch")
+    if path.is_dir() and not is_smp_dir(path):
+        inside = segprune_checkpoint_in(path)
+        if inside is None:
+            raise CheckpointError(f"{path} is a folder but neither one written by SMP's save_pretrained (config.json "
+                                  f"with _model_class) nor by segprune ({' or '.join(FOLDER_CHECKPOINTS)}): pass the "
+                                  "checkpoint file, or save the model with model.save_pretrained(dir)")
+        model, info = load_checkpoint(inside, map_location=map_location)
+        return model, {**info, "kind": "checkpoint", "folder": str(path)}
     if path.is_dir():
-        if not is_smp_dir(path):
-            raise CheckpointError(f"{path} is a folder but not one written by SMP's save_pretrained (no config.json "
-                                  "with _model_class): pass the checkpoint file inside it, or save the model with "
-                                  "model.save_pretrained(dir)")
         from segprune.models.smp import load_smp_dir
 
         model, kind, meta = load_smp_dir(path), "smp-folder", {}
@@ -105,11 +129,17 @@ def load_model(source: str | os.PathLike, *, arch: str | None = None, encoder: s
                               f"with --arch ({ARCH_HELP}); a whole pickled model is never loaded: save "
                               "model.state_dict() with torch.save, or use SMP's model.save_pretrained(dir)")
     else:
-        model = build_arch(arch, encoder=encoder, classes=classes)
         state = load_state_dict_file(path)
+        # torchvision's auxiliary head: built when the weights hold it, so they load strictly, then dropped
+        aux = arch.startswith(TV_PREFIX) and any(k.startswith("aux_classifier.") for k in state)
+        model = build_arch(arch, encoder=encoder, classes=classes, aux=aux)
         load_checked(model, state, f"weights {path} do not match --arch {arch}"
                      + (f" --encoder {encoder}" if encoder else "") + f" --classes {classes}",
                      "check the architecture options against how the model was built")
+        if aux:
+            from segprune.models.tv import logits_only_
+
+            logits_only_(model, aux="drop")
         kind, meta = "weights", {}
     adapter = adapter_for(model)
     model.to(torch.device(map_location))

@@ -91,12 +91,13 @@ def test_weights_file_needs_and_takes_an_architecture(tmp_path) -> None:
     assert code == 2 and "shape mismatches" in stderr and "segmentation_head.0.weight" in stderr
 
 
-def test_unsupported_smp_architecture_is_one_line(tmp_path) -> None:
-    smp.FPN(encoder_name="resnet18", encoder_weights=None, classes=3).save_pretrained(tmp_path / "fpn")
-    code, _, stderr = run_cli(["prune", tmp_path / "fpn", "--data", DATA, "--keep-freq", "0.5", "--out",
+def test_a_decoder_that_cannot_run_truncated_is_one_line(tmp_path) -> None:
+    smp.Linknet(encoder_name="resnet18", encoder_weights=None, classes=3).save_pretrained(tmp_path / "linknet")
+    code, _, stderr = run_cli(["prune", tmp_path / "linknet", "--data", DATA, "--keep-freq", "0.5", "--out",
                                tmp_path / "out", "--no-progress"])
     assert code == 2 and "Traceback" not in stderr
-    assert "SMP model 'FPN' has no segprune adapter: supported are DeepLabV3Plus" in stderr
+    assert len(stderr.strip().splitlines()) == 1
+    assert "SMP Linknet cannot run its decoder truncated" in stderr and "use --keep-freq 1" in stderr
     assert not (tmp_path / "out").exists()  # nothing half-written
 
 

@@ -136,13 +136,6 @@ def test_save_pretrained_folders_load_without_pickle(tmp_path) -> None:
         assert torch.equal(loaded(x), model(x))
 
 
-def test_a_folder_of_an_unsupported_smp_architecture_names_the_supported_ones(tmp_path) -> None:
-    smp.Unet(encoder_name="resnet18", encoder_weights=None, classes=2).save_pretrained(tmp_path / "unet")
-    with pytest.raises(ConfigError, match="SMP model 'Unet' has no segprune adapter: supported are DeepLabV3Plus; "
-                                          "add one with @segprune.models.register_adapter"):
-        load_model(tmp_path / "unet")
-
-
 def test_weights_with_an_architecture_description(tmp_path) -> None:
     from safetensors.torch import save_file
 
@@ -176,3 +169,140 @@ def test_checkpoint_header_records_the_family(tmp_path) -> None:
     sidecar = json.loads((tmp_path / "c.safetensors.json").read_text())
     assert sidecar["family"] == "smp"
     assert adapter_for(small_smp()).family == "smp"
+
+
+@pytest.mark.parametrize("error", [TypeError("a bug mid-surgery"), KeyboardInterrupt()])
+def test_a_failure_mid_prune_leaves_the_smp_model_bit_identical(error, monkeypatch) -> None:
+    """torch-pruning has cut three channel groups (and the decoder is truncated) when the failure comes:
+    the model is put back exactly (weights, modules, classes, truncation, SMP's config) and the
+    original error reaches the caller."""
+    from torch_pruning.dependency.group import Group
+
+    model = small_smp()
+    model.segmentation_head[0].weight.grad = torch.ones_like(model.segmentation_head[0].weight)
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    classes = {n: type(m) for n, m in model.named_modules()}
+    params = {n: id(p) for n, p in model.named_parameters()}
+    config = json.dumps(model.config, sort_keys=True, default=list)
+    real, calls = Group.prune, []
+
+    def prune_then_fail(self, *args, **kwargs):
+        if self[0].dep.target.module.weight.device.type != "meta":  # the real surgery, not a shape-only trial
+            calls.append(1)
+            if len(calls) > 3:
+                raise error
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(Group, "prune", prune_then_fail)
+    with pytest.raises(type(error)) as raised:
+        compress_(model, CompressConfig(keep_freq=0.5, channel_ratio=0.5, scope="all", importance="l1"), example=SIZE)
+    assert raised.value is error and len(calls) == 4
+    after = model.state_dict()
+    assert after.keys() == state.keys() and all(torch.equal(after[k], state[k]) for k in state)
+    assert {n: type(m) for n, m in model.named_modules()} == classes  # DeepLabV3PlusDecoder again, not truncated
+    assert {n: id(p) for n, p in model.named_parameters()} == params  # the very same Parameter objects
+    assert json.dumps(model.config, sort_keys=True, default=list) == config
+    assert adapter_for(model).truncation(model) == (1.0, "area") and not model.training
+    assert torch.equal(model.segmentation_head[0].weight.grad, torch.ones_like(model.segmentation_head[0].weight))
+
+
+def test_a_user_error_after_truncation_leaves_the_model_as_it_was_and_says_what_to_do() -> None:
+    model = small_smp()
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(ConfigError, match=r"--target-macs 0.01 .*use .*a target >= "):
+        compress_(model, CompressConfig(keep_freq=0.5, target_macs=0.01, scope="decoder", importance="l1"),
+                  example=SIZE)
+    assert type(model.decoder).__name__ == "DeepLabV3PlusDecoder"
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in state.items())
+
+
+@pytest.mark.parametrize(("arch", "stride"), [("Unet", 1), ("FPN", 4), ("DeepLabV3", 8), ("PSPNet", 8),
+                                              ("Segformer", 4)])
+def test_each_decoder_runs_truncated_and_keep_one_restores_smp_exactly(arch, stride) -> None:
+    """The stages finer than the truncated grid run on it (fewer decoder MACs), the logits come back at the
+    input size, the model is still the user's class, and keep 1 gives SMP's own classes and outputs back."""
+    torch.manual_seed(0)
+    model = getattr(smp, arch)(encoder_name="resnet18", encoder_weights=None, classes=3).eval()
+    x = torch.randn(1, 3, *SIZE)
+    with torch.no_grad():
+        reference = model(x)
+    full = count_macs(model, SIZE).macs_of(["decoder"])
+    assert adapter_for(model).decoder_stride(model) == stride
+    truncate_(model, TruncationConfig(0.5, "area"))
+    assert isinstance(model, getattr(smp, arch)) and type(model).__name__ == arch
+    with torch.no_grad():
+        truncated = model(x)
+    assert truncated.shape == reference.shape and not torch.equal(truncated, reference)
+    assert count_macs(model, SIZE).macs_of(["decoder"]) < full
+    with pytest.raises(ConfigError, match="save it with segprune.save_checkpoint"):
+        model.save_pretrained("/nonexistent")
+    truncate_(model, TruncationConfig(1.0))
+    assert type(model) is getattr(smp, arch)
+    with torch.no_grad():
+        assert torch.equal(model(x), reference)
+
+
+def test_unet_runs_its_stride_2_and_1_blocks_on_the_truncated_grid() -> None:
+    torch.manual_seed(0)
+    model = smp.Unet(encoder_name="resnet18", encoder_weights=None, classes=3).eval()
+    truncate_(model, TruncationConfig(0.25, "area"))  # 64x96 input: the finest grid 64x96, truncated to 16x24
+    grids = {}
+    def record(i: int):
+        def hook(module, args, out) -> None:
+            grids[i] = tuple(out.shape[-2:])
+        return hook
+
+    hooks = [block.register_forward_hook(record(i)) for i, block in enumerate(model.decoder.blocks)]
+    with torch.no_grad():
+        out = model(torch.randn(1, 3, *SIZE))
+    for hook in hooks:
+        hook.remove()
+    assert grids == {0: (4, 6), 1: (8, 12), 2: (16, 24), 3: (16, 24), 4: (16, 24)}
+    assert out.shape[-2:] == SIZE
+
+
+def test_truncation_is_refused_with_the_reason_where_a_decoder_cannot_run_truncated() -> None:
+    model = smp.Linknet(encoder_name="resnet18", encoder_weights=None, classes=3).eval()
+    with pytest.raises(ConfigError, match=r"SMP Linknet cannot run its decoder truncated \(its transposed "
+                                          r"convolutions .*\): use --keep-freq 1"):
+        truncate_(model, TruncationConfig(0.5))
+
+
+def test_an_aux_classification_head_is_refused_with_the_fix() -> None:
+    model = smp.Unet(encoder_name="resnet18", encoder_weights=None, classes=3, aux_params={"classes": 3})
+    with pytest.raises(ConfigError, match=r"classification head \(aux_params\).*model.classification_head = None"):
+        adapter_for(model)
+    model.classification_head = None
+    assert adapter_for(model).family == "smp"
+
+
+def test_folders_segprune_writes_are_models(tmp_path) -> None:
+    model = small_smp()
+    compress_(model, CompressConfig(keep_freq=0.5, channel_ratio=0.25, scope="head", importance="l1"), example=SIZE)
+    save_checkpoint(tmp_path / "pruned" / "model.safetensors", model)
+    save_checkpoint(tmp_path / "trained" / "last.safetensors", model)
+    x = torch.randn(1, 3, *SIZE)
+    with torch.no_grad():
+        expected = model(x)
+    for folder in ("pruned", "trained"):
+        again, info = load_model(tmp_path / folder)
+        assert info["kind"] == "checkpoint" and info["folder"] == str(tmp_path / folder)
+        with torch.no_grad():
+            assert torch.equal(again(x), expected)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(CheckpointError, match="neither one written by SMP's save_pretrained .* nor by segprune"):
+        load_model(tmp_path / "empty")
+
+
+def test_a_folder_of_any_smp_class_loads_and_an_unknown_class_names_the_supported_ones(tmp_path) -> None:
+    torch.manual_seed(0)
+    unet = smp.Unet(encoder_name="resnet18", encoder_weights=None, classes=2).eval()
+    unet.save_pretrained(tmp_path / "unet")
+    loaded, info = load_model(tmp_path / "unet")
+    assert info["kind"] == "smp-folder" and isinstance(loaded, smp.Unet)
+    (tmp_path / "odd").mkdir()
+    (tmp_path / "odd" / "config.json").write_text(json.dumps({"_model_class": "NotAModel"}))
+    (tmp_path / "odd" / "model.safetensors").write_bytes(b"")
+    with pytest.raises(ConfigError, match="SMP model 'NotAModel' has no segprune adapter: supported are "
+                                          "DeepLabV3Plus, Unet, FPN"):
+        load_model(tmp_path / "odd")
