@@ -28,11 +28,11 @@ _SUFFIX = {".safetensors": "torch", ".pth": "torch", ".pt": "torch", ".onnx": "o
 
 
 def infer_backend(path: str | Path) -> str:
-    from segprune.models.sources import is_smp_dir
+    from segprune.models.sources import is_model_dir
 
     path = Path(path)
     if path.is_dir():
-        return "torch" if is_smp_dir(path) else "onnxruntime"
+        return "torch" if is_model_dir(path) else "onnxruntime"
     backend = _SUFFIX.get(path.suffix)
     if backend is None:
         raise ConfigError(f"cannot tell the backend of {path.name}: pass --backend {'|'.join(BACKENDS)}")
@@ -46,12 +46,12 @@ def resolve_model(path: str | Path, backend: str, precision: str | None) -> Path
         raise ConfigError(f"{path} does not exist: pass a checkpoint, an ONNX file, an engine or an export folder")
     if path.is_dir():
         if backend == "torch":
-            from segprune.models.sources import is_smp_dir
+            from segprune.models.sources import is_model_dir
 
-            if is_smp_dir(path):
+            if is_model_dir(path):
                 return path
-            raise ConfigError(f"{path} is a folder: the torch backend needs a .safetensors checkpoint or an SMP "
-                              "save_pretrained folder")
+            raise ConfigError(f"{path} is a folder without a model: the torch backend needs a .safetensors "
+                              "checkpoint, an SMP save_pretrained folder or a folder `segprune prune --out` wrote")
         ext = "onnx" if backend == "onnxruntime" else "engine"
         name = f"model.{precision or 'fp32'}.{ext}"
         if (path / f"model.{precision or 'fp32'}.PARITY-FAILED.onnx").exists():

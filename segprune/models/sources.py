@@ -67,6 +67,12 @@ def segprune_checkpoint_in(folder: Path) -> Path | None:
     return next((folder / n for n in FOLDER_CHECKPOINTS if is_segprune_checkpoint(folder / n)), None)
 
 
+def is_model_dir(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a folder that holds a model: SMP's ``save_pretrained`` or one segprune wrote."""
+    path = Path(path)
+    return path.is_dir() and (is_smp_dir(path) or segprune_checkpoint_in(path) is not None)
+
+
 def build_arch(arch: str, *, encoder: str | None = None, classes: int | None = None,
                aux: bool = False) -> nn.Module:
     """An untrained model from an architecture description (see the module docstring)."""

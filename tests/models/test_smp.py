@@ -306,3 +306,26 @@ def test_a_folder_of_any_smp_class_loads_and_an_unknown_class_names_the_supporte
     with pytest.raises(ConfigError, match="SMP model 'NotAModel' has no segprune adapter: supported are "
                                           "DeepLabV3Plus, Unet, FPN"):
         load_model(tmp_path / "odd")
+
+
+@pytest.mark.parametrize("arch", ["Unet", "FPN"])
+def test_a_truncated_decoder_exports_with_dynamic_hw_where_its_resampling_allows(arch, tmp_path) -> None:
+    import numpy as np
+
+    from segprune.export import ExportConfig, export_onnx
+    from segprune.export.onnx_runner import OnnxRunner
+
+    torch.manual_seed(0)
+    model = getattr(smp, arch)(encoder_name="resnet18", encoder_weights=None, classes=3).eval()
+    truncate_(model, TruncationConfig(0.5, "area"))
+    with pytest.raises(ConfigError, match="exports at a fixed size only"):
+        ExportConfig((64, 96), dynamic=frozenset({"hw"})).validate(model)
+    truncate_(model, TruncationConfig(0.5, "bilinear"))
+    export_onnx(model, tmp_path / "m.onnx", ExportConfig((64, 96), dynamic=frozenset({"batch", "hw"})))
+    runner = OnnxRunner(tmp_path / "m.onnx")
+    for size in ((64, 96), (128, 160)):  # the truncated grids follow the input, not the example
+        x = torch.randn(1, 3, *size)
+        with torch.no_grad():
+            expected = model(x).numpy()
+        got = runner(x.numpy())
+        assert got.shape == expected.shape and np.abs(got - expected).max() < 1e-3
