@@ -118,7 +118,7 @@ def _compress(model, config: CaseConfig, result: dict[str, Any]) -> None:
                   macs_fraction=done.macs_fraction, gmacs_before=done.macs_before.total_macs / 1e9,
                   gmacs_after=done.macs_after.total_macs / 1e9,
                   mparams_before=done.macs_before.total_params / 1e6, mparams_after=done.macs_after.total_params / 1e6,
-                  held=list(done.pruning.config.held) if done.pruning is not None else [])
+                  held=list(done.pruning.held) if done.pruning is not None else [])
 
 
 _RELOAD = """

@@ -106,6 +106,8 @@ class PruneResult:
     macs_before: MacReport
     macs_after: MacReport
     channels: dict[str, tuple[int, int]]
+    held: tuple[str, ...] = ()
+    """Root convs whose channel groups were left whole because torch-pruning maps them wrongly."""
 
     @property
     def macs_fraction(self) -> float:
@@ -115,7 +117,8 @@ class PruneResult:
     def to_dict(self) -> dict[str, Any]:
         return {"config": asdict(self.config), "channel_ratio": self.channel_ratio, "keep_freq": self.keep_freq,
                 "macs_fraction": self.macs_fraction, "macs_before": self.macs_before.to_dict(),
-                "macs_after": self.macs_after.to_dict(), "channels": {k: list(v) for k, v in self.channels.items()}}
+                "macs_after": self.macs_after.to_dict(), "channels": {k: list(v) for k, v in self.channels.items()},
+                "held": list(self.held)}
 
 
 class _OrderImportance(tp.importance.Importance):
@@ -225,17 +228,18 @@ def _meta_copy(model: nn.Module) -> nn.Module:
     return adapter_for(model).meta_copy(model)
 
 
-def unprunable(model: nn.Module, config: PruneConfig, size: tuple[int, int]) -> tuple[str, ...]:
+def unprunable(model: nn.Module, config: PruneConfig, size: tuple[int, int], ratio: float | None = None) -> tuple[str, ...]:
     """Root convs of the channel groups torch-pruning maps wrongly, to be left whole.
 
     torch-pruning follows channels through the ops it knows; a forward that routes channels in
     ways it does not see (DPN's dual-path slices at fixed offsets, timm's selective-kernel
-    paths stacked with ``view``) yields groups whose indices run past a layer's width or cut a
-    grouped convolution on one side only (:func:`_mapped_wrongly`), or a pruned network whose
-    widths no longer meet. Both are checked on a shape-only copy: every
-    group's indices against the widths of its layers, then a trial prune of the whole scope at
-    the largest ratio (with a scattered ranking, as a real one is), and only if that trial's
-    forward fails, each group alone. Nothing is computed: every trial runs on the ``meta`` device.
+    paths stacked with ``view``, Res2Net's ``split`` by a stored width) yields groups whose
+    indices run past a layer's width or cut a grouped convolution on one side only
+    (:func:`_mapped_wrongly`), or a pruned network whose widths no longer meet. Both are checked
+    on a shape-only copy: every group's indices against the widths of its layers, then a trial
+    prune of the whole scope at ``ratio`` (default: the largest any layer allows; with a
+    scattered ranking, as a real one is), and only if that trial's forward fails, each group
+    alone. Nothing is computed: every trial runs on the ``meta`` device.
     """
     example = torch.zeros(1, 3, *size, device="meta")
     trial = _meta_copy(model)
@@ -249,15 +253,24 @@ def unprunable(model: nn.Module, config: PruneConfig, size: tuple[int, int]) -> 
         root = names[group[0].dep.target.module]
         (broken if _mapped_wrongly(graph, group, whole) else roots).append(root)
     config = replace(config, held=(*config.held, *broken))
-    widths = prunable_widths(prunable_convs(model, config.scope, config.whole))
-    hi = max((largest_ratio(c, config.round_to) for c in widths.values()), default=0.0)
-    if hi <= 0 or _runs_pruned(model, config, example, hi):
+    if ratio is None:
+        widths = prunable_widths(prunable_convs(model, config.scope, config.whole))
+        ratio = max((largest_ratio(c, config.round_to) for c in widths.values()), default=0.0)
+    if ratio <= 0 or _runs_pruned(model, config, example, ratio):
         return tuple(broken)
     for root in roots:
         alone = replace(config, held=(*config.held, *(r for r in roots if r != root)))
-        if not _runs_pruned(model, alone, example, hi):
+        if not _runs_pruned(model, alone, example, ratio):
             broken.append(root)
     return tuple(broken)
+
+
+class _Unrunnable(Exception):
+    """The network torch-pruning returned does not run: its widths no longer meet somewhere."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(f"the pruned network does not run: {type(error).__name__}: {error}")
+        self.error = error
 
 
 def _mapped_wrongly(graph, group, whole: set[int]) -> bool:
@@ -407,6 +420,10 @@ def prune_(model: nn.Module, config: PruneConfig, example_input: torch.Tensor,
                 try:
                     with restored_on_failure(model):  # a half-cut network is put back before the retry
                         _prune_at(model, ratio, ranking, example, config)
+                        try:
+                            count_macs(_meta_copy(model), size)  # the pruned widths meet (shapes only)
+                        except (RuntimeError, ValueError, IndexError, AssertionError) as exc:
+                            raise _Unrunnable(exc) from exc
                     break
                 except _GroupFailed as failed:
                     # a mapping the shape-only trials could not see (their ranking differs): leave that
@@ -414,6 +431,13 @@ def prune_(model: nn.Module, config: PruneConfig, example_input: torch.Tensor,
                     if _attempt == _RETRIES:
                         raise failed.error from failed
                     config = replace(config, held=(*config.held, failed.root))
+                except _Unrunnable as bad:
+                    # widths that meet at the trial's ratio but not at this one (a split by a stored
+                    # width): find the groups at this ratio, leave them whole, solve again
+                    found = [r for r in unprunable(model, config, size, ratio) if r not in config.held]
+                    if not found or _attempt == _RETRIES:
+                        raise bad.error from bad
+                    config = replace(config, held=(*config.held, *found))
             if ranking is not None:
                 model.zero_grad(set_to_none=True)
             adapter.record_channels(model)
@@ -421,4 +445,5 @@ def prune_(model: nn.Module, config: PruneConfig, example_input: torch.Tensor,
         finally:
             model.train(was_training)
     channels = {n: (widths[n], c.out_channels) for n, c in convs.items()}
-    return PruneResult(asked, ratio, adapter.truncation(model)[0], before, after, channels)
+    return PruneResult(asked, ratio, adapter.truncation(model)[0], before, after, channels,
+                       tuple(h for h in config.held if h not in asked.held))

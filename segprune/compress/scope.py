@@ -127,15 +127,15 @@ def fine_path(model: nn.Module, scope: str = "all") -> tuple[str, ...]:
             shapes.setdefault(name, tuple(out.shape[-2:]))
         return hook
 
-    side = 256
+    height, width = adapter.probe_size(trial)
     hooks = [trial.get_submodule(name).register_forward_hook(record(name)) for name in encoder]
     try:
         with torch.no_grad():
-            trial(torch.zeros(1, 3, side, side, device="meta"))
+            trial(torch.zeros(1, 3, height, width, device="meta"))
     finally:
         for hook in hooks:
             hook.remove()
-    least = (side // FINE_STRIDE) ** 2
+    least = (height // FINE_STRIDE) * (width // FINE_STRIDE)
     finer = [n for n in encoder if n in shapes and shapes[n][0] * shapes[n][1] >= least]
     return tuple(n for n in scope_convs(model, scope) if n in finer or in_scope(n, skips))
 
@@ -145,10 +145,14 @@ def resolve_protect(model: nn.Module, scope: str, protect: tuple[str, ...]) -> t
     model (:func:`check_protect`)."""
     if FINE_PATH in protect:
         path = fine_path(model, scope)
-        if not path:
+        # at --scope all an empty path is the model's own shape (a ViT's patch embedding starts at
+        # stride 16): nothing to protect; a narrower scope just leaves the path outside
+        if not path and scope != "all":
             raise ConfigError(f"--protect {FINE_PATH} names no convolution that --scope {scope} prunes in "
                               f"{type(model).__name__}: the stride-2/4 path lies outside it; use --scope all")
         protect = tuple(dict.fromkeys(n for p in protect for n in (path if p == FINE_PATH else (p,))))
+        if not protect:
+            return ()
     check_protect(model, scope, protect)
     return protect
 

@@ -231,7 +231,8 @@ class SMPAdapter(ModelAdapter):
         set_decoder_truncation(model, keep, mode)
 
     def num_classes(self, model: nn.Module) -> int:
-        return int(model.segmentation_head[0].out_channels)
+        # the head's last conv: SegmentationHead's first module, DPT's head ends in one after its own 3x3
+        return int([m for m in model.segmentation_head.modules() if isinstance(m, nn.Conv2d)][-1].out_channels)
 
     def output_stride(self, model: nn.Module) -> int:
         # the stride SMP makes the input divisible by (U-Net takes any size: it resizes to each skip)

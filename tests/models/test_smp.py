@@ -329,3 +329,17 @@ def test_a_truncated_decoder_exports_with_dynamic_hw_where_its_resampling_allows
             expected = model(x).numpy()
         got = runner(x.numpy())
         assert got.shape == expected.shape and np.abs(got - expected).max() < 1e-3
+
+
+def test_groups_whose_widths_meet_only_at_some_ratios_are_found_at_the_ratio_used() -> None:
+    # Res2Net splits conv1's output by a width it stored at build time: torch-pruning cannot follow it,
+    # and a trial at the largest ratio can leave counts that happen to split; the real ratio does not
+    from segprune.compress import PruneConfig, prune_
+
+    torch.manual_seed(0)
+    model = smp.DeepLabV3Plus(encoder_name="tu-res2net50_14w_8s", encoder_weights=None, classes=3).eval()
+    result = prune_(model, PruneConfig(channel_ratio=0.5, scope="all", importance="l1"), torch.randn(1, 3, 64, 64))
+    assert result.held and all(name.startswith("encoder.model.layer") for name in result.held)
+    assert result.macs_fraction < 0.9
+    with torch.no_grad():
+        assert model(torch.randn(1, 3, 64, 64)).shape == (1, 3, 64, 64)

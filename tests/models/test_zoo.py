@@ -36,7 +36,10 @@ CASES = [
     ("Segformer", "resnet18"),
     ("UnetPlusPlus", "resnet18"),  # no truncation: channels alone
     ("UPerNet", "resnet18"),
+    ("DPT", "tu-vit_tiny_patch16_224"),  # a fixed-size ViT: no stride-2/4 path, its own head
 ]
+SIZES = {"DPT": (224, 224)}
+CHANNELS_ONLY = ("UnetPlusPlus", "UPerNet", "DPT")
 REFUSED = [
     ("DeepLabV3Plus", "vgg11", "build", "SMP cannot build DeepLabV3Plus(encoder_name='vgg11')"),
     ("MAnet", "resnet18", "compress", "SMP MAnet's channels cannot be pruned: torch-pruning's channel grouping"),
@@ -46,9 +49,9 @@ REFUSED = [
 
 @pytest.mark.parametrize(("arch", "encoder"), CASES, ids=[f"{a}-{e}" for a, e in CASES])
 def test_an_smp_model_compresses_reloads_and_exports(arch, encoder, tmp_path) -> None:
-    result = run_case(smp_builder(arch, encoder), CaseConfig(), workdir=tmp_path)
+    result = run_case(smp_builder(arch, encoder), CaseConfig(size=SIZES.get(arch, (64, 64))), workdir=tmp_path)
     assert result["status"] == "ok", result.get("traceback") or result["reason"]
-    assert result["truncated"] == (arch not in ("UnetPlusPlus", "UPerNet"))
+    assert result["truncated"] == (arch not in CHANNELS_ONLY)
     assert result["macs_fraction"] < 0.95 and result["reload_max_abs_diff"] == 0.0
     assert result["export"]["parity_agreement"] >= 0.999 and result["export"]["tensorrt_rules_passed"]
 

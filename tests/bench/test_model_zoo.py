@@ -1,0 +1,76 @@
+"""benchmarks/model_zoo.py and benchmarks/unet_headline.py: what they derive from their runs (no model, no clock)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.bench.test_headline import _load
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _zoo_report() -> dict:
+    cases = [{"id": "DeepLabV3Plus:resnet18", "group": "encoder", "arch": "DeepLabV3Plus", "encoder": "resnet18",
+              "status": "ok", "truncated": True},
+             {"id": "DeepLabV3Plus:vgg11", "group": "encoder", "arch": "DeepLabV3Plus", "encoder": "vgg11",
+              "status": "refused", "stage": "build", "reason": "SMP cannot build DeepLabV3Plus(encoder_name='vgg11'): no dilation"},
+             {"id": "DeepLabV3Plus:vgg13", "group": "encoder", "arch": "DeepLabV3Plus", "encoder": "vgg13",
+              "status": "refused", "stage": "build", "reason": "SMP cannot build DeepLabV3Plus(encoder_name='vgg13'): no dilation"},
+             {"id": "UnetPlusPlus:resnet18", "group": "decoder", "arch": "UnetPlusPlus", "encoder": "resnet18",
+              "status": "ok", "truncated": False, "truncation_refused": "its nested skips fix each grid"},
+             {"id": "tv:fcn_resnet50", "group": "torchvision", "arch": "fcn_resnet50", "status": "timeout",
+              "reason": "not finished in 10 s"}]
+    return {"cases": cases, "counts": {"ok": 2, "refused_outside_segprune": 2, "refused_by_segprune": 0,
+                                       "internal_error": 0},
+            "not_finished": ["tv:fcn_resnet50"], "case_config": {"size": [64, 64]}, "environment": {"cpu": "Xeon"}}
+
+
+def test_the_families_table_says_what_works_and_why_the_rest_does_not() -> None:
+    text = _load("model_zoo").table(_zoo_report())
+    assert "| SMP encoders (DeepLabV3+) | 1: resnet18 | - | vgg11, vgg13 |" in text
+    assert "| SMP decoders (resnet18) | 1: DeepLabV3Plus (the encoder rows) | UnetPlusPlus | - |" in text
+    assert ("- `DeepLabV3Plus:vgg11`, `DeepLabV3Plus:vgg13` (refused, at build): SMP cannot build "
+            "DeepLabV3Plus(encoder_name=E): no dilation") in text
+    assert "- `UnetPlusPlus:resnet18` (ok): its nested skips fix each grid" in text
+    assert "5 cases at 64x64: 2 ok, 2 refused for a cause outside segprune" in text
+    assert "1 not finished" in text
+
+
+def test_the_readme_table_is_the_committed_json() -> None:
+    result = REPO / "benchmarks" / "results" / "model_zoo.json"
+    if not result.is_file():
+        pytest.skip("benchmarks/results/model_zoo.json not committed")
+    zoo = _load("model_zoo")
+    readme = (REPO / "README.md").read_text()
+    begin, end = readme.index(zoo.TABLE_BEGIN), readme.index(zoo.TABLE_END) + len(zoo.TABLE_END)
+    assert readme[begin:end] == zoo.table(json.loads(result.read_text())), \
+        "README's families table is stale: paste `python benchmarks/model_zoo.py --table` over it"
+
+
+def _row(arm: str, seed: int, miou: float, keep: float = 1.0, macs: float = 1.0) -> dict:
+    return {"arm": arm, "seed": seed, "miou": miou, "keep_freq": keep, "macs_fraction": macs}
+
+
+def test_the_unet_summary_pairs_seeds_and_judges_the_goals() -> None:
+    headline = _load("unet_headline")
+    rows = [_row("control", 0, 55.0), _row("control", 1, 54.0), _row("control", 2, 56.0),
+            _row("truncation e0.95", 0, 54.8, 0.4, 0.7), _row("truncation e0.99", 0, 55.1, 0.6, 0.85),
+            _row("truncation keep 0.25", 0, 52.0, 0.25, 0.6),
+            *[_row("channels 0.33", s, 50.0 + s, 1.0, 0.33) for s in range(3)],
+            *[_row("truncation+channels 0.33", s, 51.5 + s, 0.4, 0.33) for s in range(2)]]
+    grids = {k: {"decoder.blocks.4": [round(176 * k), round(240 * k)]} for k in (1.0, 0.4, 0.6, 0.25)}
+    ceiling = {(176, 240): 99.0, (70, 96): 95.0, (106, 144): 97.0, (44, 60): 90.0}
+    out = headline.summarize(rows, {0.95: {"keep_freq": 0.4}, 0.99: {"keep_freq": 0.6}}, ceiling, grids, (0.33,),
+                             None)
+    e95 = out["truncation_only"]["energy_0.95"]
+    assert e95["delta_vs_control_median"] == pytest.approx(-0.2) and e95["macs_fraction"] == 0.7
+    assert out["goals"]["truncation_alone_20pct_macs_within_0.5"]["met"]
+    pairs = out["paired_trunc_plus_channels_minus_channels"]["0.33"]
+    assert [p["seed"] for p in pairs] == [0, 1] and all(p["difference"] == pytest.approx(1.5) for p in pairs)
+    assert not out["goals"]["truncation_plus_channels_plus_1_over_channels_at_0.33"]["met"]  # two seeds, not three
+    assert [c["keep"] for c in out["keep_curve"]] == [1.0, 0.6, 0.4, 0.25]
+    assert [c["predicted_ceiling"] for c in out["keep_curve"]] == [99.0, 97.0, 95.0, 90.0]
+    assert not out["goals"]["compressed_le_0.33_within_1_and_2.5x_faster"]["met"]  # no speed measured
