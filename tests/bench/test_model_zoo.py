@@ -74,3 +74,19 @@ def test_the_unet_summary_pairs_seeds_and_judges_the_goals() -> None:
     assert [c["keep"] for c in out["keep_curve"]] == [1.0, 0.6, 0.4, 0.25]
     assert [c["predicted_ceiling"] for c in out["keep_curve"]] == [99.0, 97.0, 95.0, 90.0]
     assert not out["goals"]["compressed_le_0.33_within_1_and_2.5x_faster"]["met"]  # no speed measured
+
+
+def test_the_unet_plan_pairs_every_seed_and_runs_the_smallest_target_first() -> None:
+    plan = _load("unet_headline").arms(0.4, 1.0, (0.5, 0.25), (0.33, 0.5), {0.33: 3, 0.5: 2}, 2)
+    names = [(arm, seed) for arm, _, seed in plan]
+    assert names[:4] == [("control", 0), ("truncation e0.95", 0), ("channels 0.33", 0),
+                         ("truncation+channels 0.33", 0)]
+    assert ("truncation e0.99", 0) not in names  # its band needs the whole grid: it would be the control
+    assert names.index(("channels 0.33", 1)) < names.index(("channels 0.5", 0))
+    for target, seeds in ((0.33, 3), (0.5, 2)):
+        for seed in range(seeds):
+            assert (f"channels {target:g}", seed) in names and (f"truncation+channels {target:g}", seed) in names
+    configs = {(arm, seed): cfg for arm, cfg, seed in plan}
+    assert configs[("truncation+channels 0.33", 2)].keep_freq == 0.4
+    assert configs[("channels 0.33", 2)].keep_freq == 1.0 and configs[("channels 0.33", 2)].target_macs == 0.33
+    assert len(names) == len(set(names))
