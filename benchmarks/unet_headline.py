@@ -308,18 +308,20 @@ def plot(report: dict, path: Path) -> None:
     from segprune.plots import _pyplot, _save
 
     plt = _pyplot()
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11.5, 4), gridspec_kw={"wspace": 0.45})
     curve = report["keep_curve"]
     if curve:
         keeps = [c["keep"] for c in curve]
-        left.plot(keeps, [c["miou"] for c in curve], "o-", label="measured (fine-tuned, seed 0)")
-        left.plot(keeps, [c["predicted_ceiling"] for c in curve], "s--", label="label ceiling at the finest grid")
+        left.plot(keeps, [c["miou"] for c in curve], "o-", color="C0", label="measured (fine-tuned, seed 0)")
         for c in curve:
             left.annotate(f"{c['macs_fraction']:.2f} MACs", (c["keep"], c["miou"]), fontsize=7, xytext=(3, -10),
                           textcoords="offset points")
-        left.set(xlabel="keep-freq (truncation only)", ylabel="CamVid val mIoU %", title="U-Net R18: keep curve")
+        left.set(xlabel="keep-freq (truncation only)", title="U-Net R18: keep curve")
+        left.set_ylabel("CamVid val mIoU % (measured)", color="C0")
+        ceiling = left.twinx()  # the ceilings sit near 100: their order, not their level, is the prediction
+        ceiling.plot(keeps, [c["predicted_ceiling"] for c in curve], "s--", color="C1")
+        ceiling.set_ylabel("label ceiling at the finest grid, mIoU %", color="C1")
         left.grid(alpha=0.3)
-        left.legend(fontsize=7)
     for i, pairs in enumerate(report["paired_trunc_plus_channels_minus_channels"].values()):
         for p in pairs:
             right.plot([i - 0.15, i + 0.15], [p["channels_only"], p["truncation_plus_channels"]], "o-", color=f"C{i}")
@@ -329,6 +331,86 @@ def plot(report: dict, path: Path) -> None:
               ylabel="CamVid val mIoU %", title="paired per seed, same fine-tuning budget")
     right.grid(alpha=0.3, axis="y")
     _save(fig, path)
+
+
+BLOCK_BEGIN, BLOCK_END = "<!-- unet_headline: benchmarks/unet_headline.py --table -->", "<!-- end unet_headline -->"
+
+
+def band_line(tau: str, band: dict, size: str, grids: dict) -> str:
+    """What ``--energy tau`` asks of the U-Net at the input size, from its band in the JSON."""
+    need, native = "x".join(map(str, band["grid"])), "x".join(map(str, band["decoder_grid"]))
+    label = "x".join(map(str, band["label_size"]))
+    if not band["resolves"]:
+        return (f"`--energy {tau}`: the {label} train labels need a {need} grid; at input {size} the U-Net's finest "
+                f"decoder grid ({native}) holds {band['held']:.3f} of that energy, so nothing is truncated.")
+    finest = "x".join(map(str, grids[f"{band['keep_freq']:g}"]["decoder.blocks.4"]))
+    return (f"`--energy {tau}`: the {label} train labels need a {need} grid; at input {size} the U-Net's finest "
+            f"decoder grid ({native}) holds it at keep-freq {band['keep_freq']:.3f}, a {finest} grid.")
+
+
+def readme_block(report: dict) -> str:
+    """The README's U-Net results, made from the JSON (a test compares them): every figure with its split."""
+    def med(values) -> float:
+        import statistics
+
+        return statistics.median(values)
+
+    base = report["baseline_miou"]
+    size = "x".join(map(str, report["data"]["input_size"]))
+    control = {r["seed"]: r["miou"] for r in report["runs"] if r["arm"] == "control"}
+    lines = [BLOCK_BEGIN, "",
+             f"SMP `Unet(\"resnet18\")` trained from scratch at {size} (30 epochs, the baseline recipe): CamVid val "
+             f"**{base['val']:.2f}** (trained on train); held-out video 0006R0 **{base['held_out']:.2f}** (a second "
+             f"baseline trained on train without that video). Every arm below starts from the first and gets the "
+             f"same fine-tuning budget ({report['finetune']['epochs']} epochs of CE + distillation, lr "
+             f"{report['finetune']['lr']:g}); mIoU on CamVid val; the control is the unpruned model with that budget "
+             f"(val {', '.join(f'{v:.2f}' for v in control.values())}).", "",
+             *[band_line(tau, b, size, report["stage_grids"]) for tau, b in report["bands"].items()], "",
+             "| arm | keep-freq | MACs | val mIoU (per seed) | vs control median |", "|---|---|---|---|---|"]
+    arms: dict[str, list[dict]] = {}
+    for r in report["runs"]:
+        arms.setdefault(r["arm"], []).append(r)
+    for arm, rows in arms.items():
+        mious = [r["miou"] for r in rows]
+        delta = "" if arm == "control" or not control else f"{med(mious) - med(control.values()):+.2f}"
+        lines.append(f"| {arm} | {rows[0]['keep_freq']:.3f} | {100 * med(r['macs_fraction'] for r in rows):.1f}% "
+                     f"| {', '.join(f'{m:.2f}' for m in mious)} | {delta} |")
+    for name, t in report["truncation_only"].items():
+        if "note" in t:
+            lines += ["", f"`--energy {name.split('_')[1]}`: {t['note']} (the band: "
+                          f"{t['band']['input_size_needed'][0]}x{t['band']['input_size_needed'][1]} input or larger)."]
+    lines += ["", "Truncation plus channels minus channels alone, paired per seed (MACs of each side):"]
+    for target, pairs in report["paired_trunc_plus_channels_minus_channels"].items():
+        text = "; ".join(f"seed {p['seed']}: {p['difference']:+.2f} ({100 * p['macs_fraction']['truncation_plus_channels']:.1f}% "
+                         f"vs {100 * p['macs_fraction']['channels_only']:.1f}%)" for p in pairs) or "not run"
+        lines.append(f"- at {target} of the MACs: {text}")
+    lines += ["", "The keep curve (truncation only, seed 0) beside the label ceiling `analyze` reports for the finest "
+                  "grid (val labels taken down to the grid and back):", "",
+              "| keep-freq | finest grid | MACs | val mIoU | label ceiling |", "|---|---|---|---|---|"]
+    for c in report["keep_curve"]:
+        ceiling = "" if c["predicted_ceiling"] is None else f"{c['predicted_ceiling']:.2f}"
+        lines.append(f"| {c['keep']:.3f} | {c['finest_grid'][0]}x{c['finest_grid'][1]} | {100 * c['macs_fraction']:.1f}% "
+                     f"| {c['miou']:.2f} | {ceiling} |")
+    deploy = report.get("deploy")
+    if deploy:
+        lines += ["", "onnxruntime CPU fp32, 2 threads, all models interleaved in one run (p50 ms, speed-up over the "
+                      "unpruned model):", ""]
+        for tag, p50 in deploy["latency_ms_p50"].items():
+            lines.append(f"- {tag}: " + ", ".join(
+                f"{name} {ms:.1f}" + ("" if name == "unpruned" else f" ({deploy['speedup_ort_fp32'][tag][name]:.2f}x)")
+                for name, ms in p50.items()))
+        q = deploy["int8"]
+        lines.append(f"- int8 Q/DQ of {q['model']} at {size}: val {q['miou_int8_graph']:.2f} against its fp32 "
+                     f"graph's {q['miou_fp32_graph']:.2f} ({q['delta_miou']:+.2f})")
+    lines += ["", "Goals:"]
+    for goal, g in report["goals"].items():
+        shown = {k: (round(v, 3) if isinstance(v, float) else v) for k, v in g.items() if k != "met"}
+        lines.append(f"- `{goal}`: **{'met' if g['met'] else 'not met'}** {json.dumps(shown)}")
+    if report.get("not_run"):
+        lines += ["", f"Not run in this session (the plan's rest, `--budget`): {', '.join(report['not_run'])}."]
+    lines += ["", f"`benchmarks/results/unet_headline.json` ({report['environment'].get('cpu', 'CPU')}), "
+                  "`unet_headline.png`.", "", BLOCK_END]
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -350,11 +432,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stage", choices=STAGES, action="append",
                         help="run only these stages (repeatable; default: all, each picking up its cache)")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads (PyTorch and onnxruntime)")
+    parser.add_argument("--table", action="store_true", help="print the README block of --out and stop")
+    parser.add_argument("--replot", action="store_true", help="draw the plots of --out again and stop")
     parser.add_argument("--cache", type=Path, default=ROOT / "benchmarks" / "cache" / "unet_headline",
                         help="trained baselines and runs, kept between invocations")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "unet_headline.json",
                         help="the JSON report (plots are written beside it)")
     args = parser.parse_args(argv)
+    if args.table:
+        print(readme_block(json.loads(args.out.read_text())))
+        return 0
+    if args.replot:
+        plot(json.loads(args.out.read_text()), args.out.with_suffix(".png"))
+        return 0
 
     import torch
 

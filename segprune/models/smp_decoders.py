@@ -46,6 +46,21 @@ def _to(x: torch.Tensor, size, mode: str, **kwargs) -> torch.Tensor:
     return F.interpolate(x, size=size, mode=mode, **kwargs)
 
 
+def _nearest(x: torch.Tensor, size) -> torch.Tensor:
+    """Nearest resampling to ``size`` by integer source indices, ``(dst * in) // out``.
+
+    PyTorch's ``nearest`` multiplies by a float scale, and for ratios that are not whole numbers
+    (the truncated grids of a U-Net are rarely twice the coarser one) it picks a neighbouring
+    source row now and then; onnxruntime's Resize rounds its own way, so the exported graph
+    disagreed with PyTorch at those rows. Integer indices (a Gather in the graph) are exact in both
+    and follow the input's shape, so a dynamic-H/W graph computes them per input too.
+    """
+    h, w = x.shape[-2:]
+    rows = torch.div(torch.arange(size[0], device=x.device) * h, size[0], rounding_mode="floor")
+    cols = torch.div(torch.arange(size[1], device=x.device) * w, size[1], rounding_mode="floor")
+    return x.index_select(-2, rows).index_select(-1, cols)
+
+
 class _Truncated:
     """What every truncated decoder carries: the kept band and the resampling mode of skip inputs."""
 
@@ -89,6 +104,8 @@ class TruncatedUnetDecoder(_Truncated, UnetDecoder):
             skip = skips[i] if i < len(skips) else None
             if skip is not None:
                 skip = resize_to_grid(skip, (height, width), self.resize)
+            if block.interpolation_mode == "nearest":  # then the block's own resampling is to the same size
+                x = _nearest(x, (height, width))
             x = block(x, height, width, skip_connection=skip)
         return x
 

@@ -39,15 +39,20 @@ def test_the_families_table_says_what_works_and_why_the_rest_does_not() -> None:
     assert "1 not finished" in text
 
 
-def test_the_readme_table_is_the_committed_json() -> None:
-    result = REPO / "benchmarks" / "results" / "model_zoo.json"
-    if not result.is_file():
-        pytest.skip("benchmarks/results/model_zoo.json not committed")
-    zoo = _load("model_zoo")
+def _assert_readme_quotes(result: str, module: str, begin: str, end: str, render: str) -> None:
+    """The README's block between ``begin`` and ``end`` is ``module.render`` of the committed JSON."""
+    path = REPO / "benchmarks" / "results" / result
+    if not path.is_file():
+        pytest.skip(f"benchmarks/results/{result} not committed")
+    bench = _load(module)
     readme = (REPO / "README.md").read_text()
-    begin, end = readme.index(zoo.TABLE_BEGIN), readme.index(zoo.TABLE_END) + len(zoo.TABLE_END)
-    assert readme[begin:end] == zoo.table(json.loads(result.read_text())), \
-        "README's families table is stale: paste `python benchmarks/model_zoo.py --table` over it"
+    start, stop = readme.index(getattr(bench, begin)), readme.index(getattr(bench, end)) + len(getattr(bench, end))
+    assert readme[start:stop] == getattr(bench, render)(json.loads(path.read_text())), \
+        f"README's block from {result} is stale: paste `python benchmarks/{module}.py --table` over it"
+
+
+def test_the_readme_table_is_the_committed_json() -> None:
+    _assert_readme_quotes("model_zoo.json", "model_zoo", "TABLE_BEGIN", "TABLE_END", "table")
 
 
 def _row(arm: str, seed: int, miou: float, keep: float = 1.0, macs: float = 1.0) -> dict:
@@ -90,3 +95,35 @@ def test_the_unet_plan_pairs_every_seed_and_runs_the_smallest_target_first() -> 
     assert configs[("truncation+channels 0.33", 2)].keep_freq == 0.4
     assert configs[("channels 0.33", 2)].keep_freq == 1.0 and configs[("channels 0.33", 2)].target_macs == 0.33
     assert len(names) == len(set(names))
+
+
+def test_the_unet_readme_block_quotes_the_report() -> None:
+    headline = _load("unet_headline")
+    rows = [_row("control", 0, 55.0), _row("truncation e0.95", 0, 54.25, 0.403, 0.869),
+            _row("channels 0.33", 0, 26.0, 1.0, 0.317), _row("truncation+channels 0.33", 0, 23.5, 0.403, 0.29)]
+    grids = {k: {"decoder.blocks.4": [round(176 * k), round(240 * k)]} for k in (1.0, 0.403)}
+    summary = headline.summarize(rows, {0.95: {"keep_freq": 0.403}, 0.99: {"keep_freq": 1.0, "input_size_needed":
+                                                                              [352, 480]}},
+                                 {(176, 240): 99.0, (71, 97): 95.0}, grids, (0.33,), None)
+    report = {"baseline_miou": {"val": 54.82, "held_out": 32.31}, "data": {"input_size": [176, 240]},
+              "finetune": {"epochs": 4, "lr": 5e-4}, "runs": rows, "deploy": None, "not_run": ["channels 0.33 seed 1"],
+              "environment": {"cpu": "Xeon"},
+              "bands": {"0.95": {"grid": [66, 88], "decoder_grid": [176, 240], "label_size": [360, 480],
+                                 "keep_freq": 0.403, "resolves": True, "held": 0.95},
+                        "0.99": {"grid": [200, 260], "decoder_grid": [176, 240], "label_size": [360, 480],
+                                 "keep_freq": 1.0, "resolves": False, "held": 0.982}},
+              "stage_grids": {f"{k:g}": g for k, g in grids.items()}, **summary}
+    text = headline.readme_block(report)
+    assert "`--energy 0.95`: the 360x480 train labels need a 66x88 grid; at input 176x240 the U-Net's finest " \
+           "decoder grid (176x240) holds it at keep-freq 0.403, a 71x97 grid." in text
+    assert "holds 0.982 of that energy, so nothing is truncated" in text
+    assert "CamVid val **54.82**" in text and "held-out video 0006R0 **32.31**" in text
+    assert "| truncation e0.95 | 0.403 | 86.9% | 54.25 | -0.75 |" in text
+    assert "- at 0.33 of the MACs: seed 0: -2.50 (29.0% vs 31.7%)" in text
+    assert "| 0.403 | 71x97 | 86.9% | 54.25 | 95.00 |" in text
+    assert "`--energy 0.99`: this band needs the whole decoder grid" in text and "352x480 input or larger" in text
+    assert "Not run in this session (the plan's rest, `--budget`): channels 0.33 seed 1." in text
+
+
+def test_the_readme_unet_block_is_the_committed_json() -> None:
+    _assert_readme_quotes("unet_headline.json", "unet_headline", "BLOCK_BEGIN", "BLOCK_END", "readme_block")

@@ -343,3 +343,21 @@ def test_groups_whose_widths_meet_only_at_some_ratios_are_found_at_the_ratio_use
     assert result.macs_fraction < 0.9
     with torch.no_grad():
         assert model(torch.randn(1, 3, 64, 64)).shape == (1, 3, 64, 64)
+
+
+def test_a_truncated_unet_exports_with_parity_where_its_grids_are_not_whole_multiples(tmp_path) -> None:
+    # keep 0.403 at 352x480: the stride-4 stage's 88x120 is resampled to a 142x194 grid, where PyTorch's
+    # float-scale nearest and onnxruntime's Resize once picked different source columns (max |dlogit| 0.84)
+    import numpy as np
+
+    from segprune.export import ExportConfig, export_onnx
+    from segprune.export.onnx_runner import OnnxRunner
+
+    torch.manual_seed(0)
+    model = smp.Unet(encoder_name="resnet18", encoder_weights=None, classes=3).eval()
+    truncate_(model, TruncationConfig(0.403, "area"))
+    export_onnx(model, tmp_path / "m.onnx", ExportConfig((352, 480)))
+    x = torch.randn(1, 3, 352, 480)
+    with torch.no_grad():
+        expected = model(x).numpy()
+    assert np.abs(OnnxRunner(tmp_path / "m.onnx")(x.numpy()) - expected).max() < 1e-3

@@ -38,10 +38,11 @@ def test_an_unreachable_final_target_fails_before_the_first_step() -> None:
     with pytest.raises(ConfigError, match="--target-macs 0.05 of the MACs is below the .* cost with --scope decoder"):
         check_compression(model, CompressConfig(keep_freq=0.5, target_macs=0.05), SIZE)
     train, val = tiny_sets()
-    # step 1's 0.2 ** 0.5 = 0.45 is reachable (with the stride-2/4 path protected, the default at --scope all),
-    # so only the up-front check stops this before step 1 prunes and fine-tunes
-    with pytest.raises(ConfigError, match=r"--target-macs 0.20 is below the 0.3\d\d reachable with --scope all"):
-        compress_and_finetune(model, CompressConfig(target_macs=0.2, importance="l1", scope="all"),
+    # step 1's 0.1 ** 0.5 = 0.32 is reachable, the final 0.1 is below the floor of the stride-2/4 path
+    # (protected, the default at --scope all): only the up-front check stops this before step 1 prunes
+    with pytest.raises(ConfigError, match=r"--target-macs 0.10 of the MACs is below the 0.1\d that the classifier "
+                                          r"and the --protect layers .* cost with --scope all"):
+        compress_and_finetune(model, CompressConfig(target_macs=0.1, importance="l1", scope="all"),
                               FinetuneConfig(epochs=2, crop_size=SIZE), train, val, size=SIZE, prune_steps=2)
     assert model.config.decoder_keep == 1.0
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
