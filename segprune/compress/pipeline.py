@@ -147,7 +147,7 @@ def compress_(model: nn.Module, config: CompressConfig, *, example: torch.Tensor
         elif keep < current or (keep < 1.0 and trunc_mode != mode):
             truncate_(model, TruncationConfig(keep, trunc_mode))
         keep, mode = adapter.truncation(model)
-        after = count_macs(adapter.meta_copy(model), size)
+        after = pruning.macs_after if pruning is not None else count_macs(adapter.meta_copy(model), size)
     return CompressResult(config, adapter.family, keep, mode, before, after, pruning)
 
 

@@ -49,6 +49,8 @@ from segprune.models.grid import check_keep
 
 _TOLERANCE = 1e-3  # bisection stops when the ratio bracket is this narrow
 _RETRIES = 8  # groups found unprunable during the real surgery, each left whole in turn
+# what torch-pruning and a forward at widths that do not meet raise (on the meta device too)
+_SHAPE_ERRORS = (RuntimeError, ValueError, IndexError, AssertionError)
 
 
 @dataclass(frozen=True)
@@ -300,7 +302,7 @@ def _runs_pruned(model: nn.Module, config: PruneConfig, example: torch.Tensor, r
         _prune_at(trial, ratio, _OrderImportance(), example, config)
         with torch.no_grad():
             trial(example)
-    except (RuntimeError, ValueError, IndexError, AssertionError):  # torch-pruning's or the forward's shape errors
+    except _SHAPE_ERRORS:
         return False
     return True
 
@@ -403,7 +405,7 @@ def prune_(model: nn.Module, config: PruneConfig, example_input: torch.Tensor,
             before = count_macs(_meta_copy(model), size)  # same shapes as the model, nothing computed
             _truncate_for(model, config, keep, mode)
             config = replace(config, held=unprunable(model, config, size))
-            ranking = None
+            ranking, after = None, None
             for _attempt in range(_RETRIES + 1):
                 if config.channel_ratio is not None:
                     check_ratio(prunable_convs(model, config.scope, config.whole), config.channel_ratio,
@@ -421,8 +423,8 @@ def prune_(model: nn.Module, config: PruneConfig, example_input: torch.Tensor,
                     with restored_on_failure(model):  # a half-cut network is put back before the retry
                         _prune_at(model, ratio, ranking, example, config)
                         try:
-                            count_macs(_meta_copy(model), size)  # the pruned widths meet (shapes only)
-                        except (RuntimeError, ValueError, IndexError, AssertionError) as exc:
+                            after = count_macs(_meta_copy(model), size)  # the pruned widths meet (shapes only)
+                        except _SHAPE_ERRORS as exc:
                             raise _Unrunnable(exc) from exc
                     break
                 except _GroupFailed as failed:
@@ -441,7 +443,8 @@ def prune_(model: nn.Module, config: PruneConfig, example_input: torch.Tensor,
             if ranking is not None:
                 model.zero_grad(set_to_none=True)
             adapter.record_channels(model)
-            after = count_macs(_meta_copy(model), size)
+            if after is None:  # nothing pruned: the truncation alone
+                after = count_macs(_meta_copy(model), size)
         finally:
             model.train(was_training)
     channels = {n: (widths[n], c.out_channels) for n, c in convs.items()}

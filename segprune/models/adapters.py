@@ -255,15 +255,6 @@ class SegpruneAdapter(ModelAdapter):
         with torch.device("meta"):
             return build_model(replace(model.config, channel_overrides={}, backbone_weights=None))
 
-    def probe_size(self, model: nn.Module) -> tuple[int, int]:
-        """An input size the model runs at, for shape-only probes that read its strides (256x256, or the
-        size a ViT-style patch embedding insists on: timm's ``PatchEmbed`` with ``strict_img_size``)."""
-        for module in model.modules():
-            size = getattr(module, "img_size", None)
-            if getattr(module, "strict_img_size", False) and isinstance(size, (tuple, list)) and len(size) == 2:
-                return int(size[0]), int(size[1])
-        return 256, 256
-
     def skip_layers(self, model: nn.Module) -> tuple[str, ...]:
         # DAN projects three stages; only layer1's is on the stride-4 grid
         return ("decoder.project.layer1",) if model.config.arch == "dan" else ("decoder.project",)

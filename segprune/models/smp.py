@@ -21,6 +21,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -121,18 +122,26 @@ def build_smp(class_name: str, init: dict[str, Any]) -> nn.Module:
                           "dilated, e.g. resnet34 or efficientnet-b0)") from None
 
 
+def _on_meta(build: Callable[[], nn.Module]) -> nn.Module:
+    """``build()`` on the meta device where the encoder allows it, else for real: mit's constructor reads
+    a tensor's value (``Tensor.item()``), which a meta tensor has not (the only encoders of the zoo that
+    need it). Any other refusal is raised as it is, before anything is allocated."""
+    try:
+        with torch.device("meta"):
+            return build()
+    except ConfigError as exc:
+        if "meta tensors" not in str(exc):
+            raise
+        return build()
+
+
 @functools.lru_cache(maxsize=32)
 def _reference_plan(class_name: str, init_json: str) -> dict[str, dict[str, Any]]:
-    """The channel plan of the unpruned model SMP builds from ``init``: on the meta device where the
-    encoder allows it, else a real build (mit's constructor reads a tensor's value), once per config."""
+    """The channel plan of the unpruned model SMP builds from ``init`` (:func:`_on_meta`), once per config."""
     from segprune.models.channels import channel_plan
 
     init = json.loads(init_json)
-    try:
-        with torch.device("meta"):
-            return channel_plan(build_smp(class_name, init))
-    except (RuntimeError, NotImplementedError, ConfigError):
-        return channel_plan(build_smp(class_name, init))
+    return channel_plan(_on_meta(lambda: build_smp(class_name, init)))
 
 
 @register_adapter
@@ -206,12 +215,7 @@ class SMPAdapter(ModelAdapter):
         return model
 
     def skeleton(self, config: dict[str, Any]) -> nn.Module:
-        try:
-            return super().skeleton(config)
-        except ConfigError as exc:  # an encoder that reads a tensor's value while it is built (mit)
-            if "meta tensors" not in str(exc):
-                raise
-            return self.build(config)
+        return _on_meta(lambda: self.build(config))
 
     def reference(self, model: nn.Module) -> nn.Module:
         return self.skeleton({"class": smp_class(model).__name__, "init": _init_kwargs(model)})

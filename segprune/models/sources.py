@@ -79,11 +79,11 @@ def build_arch(arch: str, *, encoder: str | None = None, classes: int | None = N
     if classes is None or isinstance(classes, bool) or not isinstance(classes, int) or classes < 1:
         raise ConfigError(f"--classes {classes!r} is needed with --arch {arch}: the number of classes the weights "
                           "predict, e.g. --classes 11")
+    if encoder and not arch.startswith(SMP_PREFIX):
+        raise ConfigError(f"--encoder applies to smp: architectures; {arch} names its backbone in the model name")
     if arch.startswith(TV_PREFIX):
         from segprune.models.tv import build_tv
 
-        if encoder:
-            raise ConfigError(f"--encoder applies to smp: architectures; {arch} names its backbone in the model name")
         return build_tv(arch[len(TV_PREFIX):], classes, aux=aux)
     if arch.startswith(SMP_PREFIX):
         from segprune.models.smp import build_smp
@@ -94,8 +94,6 @@ def build_arch(arch: str, *, encoder: str | None = None, classes: int | None = N
         return build_smp(arch[len(SMP_PREFIX):], {"encoder_name": encoder, "classes": classes})
     from segprune.models.registry import create_model
 
-    if encoder:
-        raise ConfigError(f"--encoder applies to smp: architectures; {arch} names its backbone in the model name")
     return create_model(arch, num_classes=classes)
 
 

@@ -170,10 +170,9 @@ class TorchvisionAdapter(ModelAdapter):
 
         keep, mode = self.truncation(model)
         aux = getattr(model, "aux_classifier", None) is not None
-        builder = _builder_of(model)
-        return {"builder": builder, "num_classes": self.num_classes(model), "aux": aux, "keep_freq": keep,
-                "resize": mode, "channel_overrides": channel_diff(model, _reference_plan(builder, self.num_classes(model),
-                                                                                         aux))}
+        builder, classes = _builder_of(model), self.num_classes(model)
+        return {"builder": builder, "num_classes": classes, "aux": aux, "keep_freq": keep, "resize": mode,
+                "channel_overrides": channel_diff(model, _reference_plan(builder, classes, aux))}
 
     def build(self, config: dict[str, Any]) -> nn.Module:
         from segprune.models.channels import apply_channel_overrides
