@@ -1,4 +1,4 @@
-# Two entry points for a fresh clone: `make demo` and `make test`.
+# Two entry points for a fresh clone: `make demo` and `make test` (`make docs` builds the documentation).
 # Both create .venv on first use (Python 3.11), install torch/torchvision from the pinned
 # releases in one pip call, then segprune with its extras, and reuse it afterwards.
 
@@ -7,10 +7,10 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.segprune-installed
 TORCH_PINS := torch==2.14.1 torchvision==0.29.1
-EXTRAS ?= dev,export,prune,smp
+EXTRAS ?= dev,export,prune,smp,docs
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint bench-camvid clean-venv
+.PHONY: demo test lint docs bench-camvid clean-venv
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# the documentation site into site/, warnings as errors (a broken link or a stale reference fails)
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict --quiet
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check segprune tests benchmarks

@@ -7,7 +7,7 @@ minutes on a current data-centre GPU:
    hardware or library is missing) and records pytest's summary line and exit status;
 2. times the unpruned DeepLabV3+ ResNet-18 (OS16, 11 CamVid classes) against the CamVid
    half-MACs architecture (keep-freq 0.75, channels removed across backbone, ASPP and decoder
-   to 47.8% of the MACs; the README's "Half the MACs within 1 point" row) in PyTorch on CUDA:
+   to 47.8% of the MACs; the "Half the MACs within 1 point" row of docs/results.md) in PyTorch on CUDA:
    fp32, fp16 and bf16 autocast, NCHW and channels_last, ``torch.compile`` and CUDA graphs
    (``reduce-overhead``), at 512x1024 and 1024x2048, batch 1 and 8. Every configuration gets
    two timings, named as ``segprune bench`` names them: ``device`` (CUDA events around the

@@ -4,7 +4,7 @@ Each case goes through :func:`segprune.conformance.run_case`: build tiny, compre
 where the family allows, channels at ``--scope all``), save, reload in a fresh process, export fp32
 ONNX with parity and the TensorRT rule check; or be refused in one line. ``tests/models/test_zoo.py``
 runs a fast subset of the same cases in ``make test``; this runs them all and its JSON makes the
-README's families table (``--table`` prints it).
+families table of docs/families.md (``--table`` prints it).
 
 Every case runs in its own Python process (``--timeout`` each), so the largest encoders (SMP's
 resnext101_32x48d has 830M parameters) neither share memory with the others nor hide their
@@ -101,7 +101,7 @@ def _name(case: dict) -> str:
 
 
 def table(report: dict) -> str:
-    """The README's families table, made from the JSON: per group, what works end to end (truncation and
+    """The families table of docs/families.md, made from the JSON: per group, what works end to end (truncation and
     channels, or channels alone), then why the rest does not, one line per reason (encoders sharing one
     refusal share its line)."""
     rows = ["| group | works end to end | channels only (no truncation) | refused or not finished |",
@@ -146,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="finished cases, one JSON line each; a re-run skips them")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "model_zoo.json",
                         help="the JSON report")
-    parser.add_argument("--table", action="store_true", help="print the README table of --out and stop")
+    parser.add_argument("--table", action="store_true", help="print the docs/families.md table of --out and stop")
     parser.add_argument("--one", default=None, help=argparse.SUPPRESS)  # a single case, in the child process
     args = parser.parse_args(argv)
 

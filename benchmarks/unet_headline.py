@@ -349,7 +349,7 @@ def band_line(tau: str, band: dict, size: str, grids: dict) -> str:
 
 
 def readme_block(report: dict) -> str:
-    """The README's U-Net results, made from the JSON (a test compares them): every figure with its split."""
+    """The U-Net results block of docs/results.md, made from the JSON (a test compares them): every figure with its split."""
     def med(values) -> float:
         import statistics
 
@@ -432,7 +432,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stage", choices=STAGES, action="append",
                         help="run only these stages (repeatable; default: all, each picking up its cache)")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads (PyTorch and onnxruntime)")
-    parser.add_argument("--table", action="store_true", help="print the README block of --out and stop")
+    parser.add_argument("--table", action="store_true", help="print the docs/results.md block of --out and stop")
     parser.add_argument("--replot", action="store_true", help="draw the plots of --out again and stop")
     parser.add_argument("--cache", type=Path, default=ROOT / "benchmarks" / "cache" / "unet_headline",
                         help="trained baselines and runs, kept between invocations")

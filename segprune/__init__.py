@@ -1,7 +1,7 @@
 """segprune: spectral compression of semantic-segmentation networks.
 
 The public API, stage by stage (data -> models -> spectral -> compress -> train -> export
--> bench -> regress); subpackages import lazily so ``import segprune`` stays cheap.
+-> bench -> regress, composed by deploy); subpackages import lazily so ``import segprune`` stays cheap.
 """
 
 from __future__ import annotations
@@ -13,9 +13,11 @@ from segprune.errors import CheckpointError, ConfigError, DataError, SegpruneErr
 __all__ = [
     "CheckpointError",
     "CompressConfig",
+    "CompressionPlan",
     "ConfigError",
     "ConfusionMatrix",
     "DataError",
+    "DeployConfig",
     "FinetuneConfig",
     "SegMetrics",
     "SegpruneError",
@@ -23,6 +25,7 @@ __all__ = [
     "__version__",
     "build_dataset",
     "compress_",
+    "compress_for_deployment",
     "create_model",
     "evaluate",
     "finetune",
@@ -40,6 +43,9 @@ _LAZY = {
     "build_dataset": "segprune.data",
     "CompressConfig": "segprune.compress",
     "compress_": "segprune.compress",
+    "CompressionPlan": "segprune.deploy",
+    "DeployConfig": "segprune.deploy",
+    "compress_for_deployment": "segprune.deploy",
     "FinetuneConfig": "segprune.train",
     "finetune": "segprune.train",
     "load_model": "segprune.models",

@@ -2,18 +2,19 @@
 
 Train a DeepLabV3+ whose cost is split as in real deployments (a full-width ASPP and
 decoder on a ResNet-18, so the decoder's stride-4 fusion is a large share of the MACs),
-measure the label spectrum and keep the band it asks for, remove channels across the
-network to a MACs target, fine-tune with distillation from the original, export both
-models to ONNX and time them side by side, interleaved, in onnxruntime. Every figure the
-summary quotes (speed-up, mIoU difference) comes from that one benchmark run.
+measure the label spectrum and keep the band it asks for, then run what ``segprune compress``
+runs (:func:`segprune.deploy.compress_for_deployment`): remove channels across the network
+to a MACs target, fine-tune with distillation from the original, export both models to
+ONNX and time them side by side, interleaved, in onnxruntime, and write the model card
+(``out/deploy/``). Every figure the summary quotes (speed-up, mIoU difference) comes from
+that one benchmark run.
 
 ``segprune demo`` and ``benchmarks/demo.py`` call this; it is the same recipe that holds
-half the MACs on CamVid (README, "Measured so far").
+half the MACs on CamVid (docs/results.md).
 """
 
 from __future__ import annotations
 
-import copy
 import math
 import sys
 from dataclasses import asdict, dataclass
@@ -75,21 +76,14 @@ def run_demo(cfg: DemoConfig, out: str | Path) -> dict[str, Any]:
     import torch
 
     from segprune import plots
-    from segprune.bench import BenchSettings, bench, open_runner
     from segprune.compress import CompressConfig
-    from segprune.data import (
-        EvalTransform,
-        TrainTransform,
-        build_dataset,
-        image_batches,
-        spread_loader,
-    )
-    from segprune.export import ExportConfig, ExportPlan, export_model
-    from segprune.io import save_json
-    from segprune.models import create_model, save_checkpoint
+    from segprune.data import EvalTransform, TrainTransform, build_dataset, spread_loader
+    from segprune.deploy import CompressionPlan, DeployConfig, compress_for_deployment
+    from segprune.io import load_json, save_json
+    from segprune.models import create_model
     from segprune.report import make_report
     from segprune.spectral import analyze_labels, analyze_model, choose_band
-    from segprune.train import FinetuneConfig, TrainConfig, compress_and_finetune, fit, seed_everything
+    from segprune.train import FinetuneConfig, TrainConfig, fit, seed_everything
 
     cfg = cfg.validate()
     out = Path(out)
@@ -110,11 +104,11 @@ def run_demo(cfg: DemoConfig, out: str | Path) -> dict[str, Any]:
     classes = train_set.num_classes
     seed_everything(cfg.seed)
     model = create_model(cfg.arch, num_classes=classes, aspp_channels=cfg.width, decoder_channels=cfg.width)
-    say(f"[1/5] training {cfg.arch} (ASPP/decoder width {cfg.width}) on {cfg.data}: {len(train_set)} train / "
+    say(f"[1/3] training {cfg.arch} (ASPP/decoder width {cfg.width}) on {cfg.data}: {len(train_set)} train / "
         f"{len(val_set)} val images, {cfg.epochs} epochs")
     training = fit(model, train_set, val_set, train_cfg, out / "train", device=cfg.device, progress=cfg.progress)
 
-    say("[2/5] analysing the label spectrum and the decoder's features")
+    say("[2/3] analysing the label spectrum and the decoder's features")
     # Below the labels' cut-off, truncation removes what the labels need and fine-tuning cannot bring it
     # back (benchmarks/finetune_budget.py on CamVid), so by default the band comes from the analysis.
     taus = tuple(sorted({0.90, 0.95, 0.99, cfg.energy}))
@@ -133,42 +127,30 @@ def run_demo(cfg: DemoConfig, out: str | Path) -> dict[str, Any]:
     if band:
         say(f"      {band.note()}")
     origin = f"holds {band.held:.3f} of the label energy" if band else "given"
+    # the band is the one chosen above (where the decoder cannot hold the energy, its whole band, said so)
     compression = CompressConfig(keep_freq=keep, target_macs=cfg.target_macs, scope=cfg.scope,
                                  importance=cfg.importance)
     spared = f"; --protect {','.join(compression.protect)} kept whole" if compression.protect else ""
-    say(f"[3/5] compressing: keep-freq {keep:.3f} ({origin}), channels removed across --scope {cfg.scope} to "
-        f"{cfg.target_macs:g} of the MACs ({cfg.importance}{spared}), {cfg.finetune_epochs} fine-tuning epochs "
-        "with distillation from the original")
-    compressed = copy.deepcopy(model)
-    calib = spread_loader(build_dataset(cfg.data, "train", transform=EvalTransform(size=size)), 32, 4)
-    result, stages, _ = compress_and_finetune(
-        compressed, compression,
-        ft_cfg, build_dataset(cfg.data, "train"), val_set, size=size, calib=calib, input_size=size,
-        out_dir=out / "prune" / "finetune", device=cfg.device)
-    save_checkpoint(out / "prune" / "model.safetensors", compressed,
-                    {"keep_freq": keep, "input_size": list(size), "stages": stages})
-
-    say(f"[4/5] exporting to ONNX at {size[0]}x{size[1]}, parity-checked: unpruned fp32, compressed fp32 and int8")
-    exports = {}
-    for name, m, precisions in (("unpruned", model, ("fp32",)), ("compressed", compressed, ("fp32", "int8"))):
-        exports[name] = export_model(
-            m, out / "export" / name, ExportConfig(size), ExportPlan(precisions=precisions),
-            lambda at, n: image_batches(cfg.data, "val", at, 8, n, classes),
-            lambda at: image_batches(cfg.data, "train", at, 32, 1, classes),
-            source={"demo": name, "data": cfg.data}, log=lambda _msg: None)
-
-    say("[5/5] benchmarking in onnxruntime, side by side and interleaved: mIoU on the val split and latency")
-    files = {"unpruned fp32": out / "export" / "unpruned" / "model.fp32.onnx",
-             "compressed fp32": out / "export" / "compressed" / "model.fp32.onnx",
-             "compressed int8": out / "export" / "compressed" / "model.int8.onnx"}
-    runners = {label: open_runner(path, "onnxruntime", threads=cfg.threads) for label, path in files.items()}
-    measured = bench(runners, BenchSettings(data=cfg.data, input_size=size, runs=cfg.bench_runs, rounds=3,
-                                            progress=cfg.progress), threads=cfg.threads)
+    say(f"[3/3] segprune compress: keep-freq {keep:.3f} ({origin}), channels removed across --scope {cfg.scope} "
+        f"to {cfg.target_macs:g} of the MACs ({cfg.importance}{spared}), {cfg.finetune_epochs} fine-tuning epochs "
+        "with distillation from the original, both models exported (fp32; the compressed one also int8, "
+        "parity-checked) and benchmarked side by side in onnxruntime, the model card written")
+    plan = CompressionPlan(compression, ft_cfg if cfg.finetune_epochs else None)
+    deploy = DeployConfig(plan=plan, data=cfg.data, input_size=size, precisions=("fp32", "int8"),
+                          tensorrt=False, runs=cfg.bench_runs, threads=cfg.threads, device=cfg.device,
+                          progress=cfg.progress)
+    compress_for_deployment(out / "train" / "last.safetensors", deploy, out / "deploy", overwrite=True,
+                            log=lambda msg: say(f"      {msg}"))
+    prune = load_json(out / "deploy" / "compressed" / "report.json")
+    measured = load_json(out / "deploy" / "bench" / "bench.json")
+    exports = {name: load_json(out / "deploy" / "export" / name / "export.json") for name in ("original", "compressed")}
     summary = summarize(measured)
-    figures.append(plots.plot_bench(measured, out / "demo.png", "segprune demo: compressed vs unpruned"))
+    figures.append(plots.plot_bench(measured, out / "demo.png", "segprune demo: compressed vs original"))
+    figures.append(out / "deploy" / "MODEL_CARD.md")
     report = make_report("demo", config=asdict(cfg), model=model.config.to_dict(), training=training,
-                         analysis=analysis, compression={**result.to_dict(), "stages": stages}, export=exports,
-                         bench=measured, summary=summary, figures=[str(f) for f in figures])
+                         analysis=analysis, compression={**prune["compression"], "stages": prune["stages"]},
+                         export=exports, bench={k: measured[k] for k in ("settings", "results", "ratios")},
+                         summary=summary, figures=[str(f) for f in figures])
     save_json(out / "demo.json", report)
     return report
 
@@ -180,7 +162,7 @@ def summarize(measured: dict[str, Any]) -> dict[str, Any]:
     summary says so, with both latencies.
     """
     by = {r["label"]: r for r in measured["results"]}
-    base, fp32, int8 = by["unpruned fp32"], by["compressed fp32"], by["compressed int8"]
+    base, fp32, int8 = by["original fp32"], by["compressed fp32"], by["compressed int8"]
 
     def p50(r):
         return r["latency"]["p50_ms"]

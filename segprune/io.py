@@ -26,7 +26,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from segprune.errors import SegpruneError
+from segprune.errors import ConfigError, SegpruneError
 
 _STARTED = time.time()
 _SWEPT: set[Path] = set()
@@ -232,3 +232,45 @@ def path_sha256(path: str | os.PathLike) -> str:
         return file_sha256(path)
     lines = [f"{p.name}:{file_sha256(p)}" for p in sorted(path.iterdir()) if p.is_file()]
     return hashlib.sha256("\n".join(lines).encode()).hexdigest()
+
+
+def check_output_dir(path: Path, option: str = "--out") -> None:
+    """Refuse now, before any work, a folder the command could not write its outputs into at the end.
+
+    ``path`` may not exist yet: the probe writes a temporary file into ``path`` or its nearest
+    existing parent, so nothing is created by the check (a folder under ``/proc``, on a
+    read-only filesystem or without permission fails here, not after hours of training).
+    """
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{option} {path} is a file: pass a folder for the outputs")
+    base = path.absolute()
+    while not base.exists():
+        base = base.parent
+    if not base.is_dir():
+        raise ConfigError(f"{option} {path} lies under the file {base}: pass a folder path")
+    try:
+        fd, probe = tempfile.mkstemp(dir=base, prefix=".segprune-write-test-")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise ConfigError(f"{option} {path} cannot be written ({exc.strerror or exc}): pass a writable "
+                          "folder") from None
+
+
+def check_free_space(path: Path, model: Any, copies: float, what: str, option: str = "--out") -> None:
+    """Refuse now a folder whose disk cannot take ``copies`` times ``model``'s weights (what ``what`` writes).
+
+    A full disk found at the first save loses the work done before it; the estimate is
+    checked against the disk of ``path`` (or its nearest existing parent) before the work.
+    """
+    check_output_dir(path, option)  # a folder that cannot be written at all is told as such first
+    from segprune.limits import model_bytes
+
+    need = copies * model_bytes(model)
+    base = path.absolute()
+    while not base.exists():
+        base = base.parent
+    free = shutil.disk_usage(base).free
+    if free < need:
+        raise ConfigError(f"{option} {path}: {free / 2**20:.0f} MiB free on that disk, and {what} needs about "
+                          f"{need / 2**20:.0f} MiB: free some space or pass an --out on another disk")

@@ -167,6 +167,13 @@ def format_table(rows: Iterable[Sequence[Any]], headers: Sequence[str], digits: 
     return "\n".join(text)
 
 
+def markdown_table(rows: Iterable[Sequence[Any]], headers: Sequence[str], digits: int = 2) -> str:
+    """The same cells as :func:`format_table`, as a Markdown table (model cards, generated docs)."""
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(format_value(v, digits).replace("|", "\\|") for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
 def metrics_table(metrics: dict[str, Any]) -> str:
     """Per-class IoU and accuracy followed by the means, for ``eval``/``train`` output."""
     rows: list[list[Any]] = [[name, metrics["per_class_iou"][name], metrics["per_class_acc"][name]]

@@ -10,14 +10,12 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from segprune.errors import ConfigError
-from segprune.io import json_text, save_json
+from segprune.io import check_free_space, check_output_dir, json_text, save_json  # noqa: F401 (re-exported)
 from segprune.limits import check_input_size
 
 
@@ -133,6 +131,21 @@ def parse_rates(text: str) -> tuple[int, ...] | str:
                                          "or auto") from None
 
 
+def parse_agreement(text: str) -> dict[str, float]:
+    """``0.9999`` (every precision) or ``fp32=0.9999,int8=0.9``."""
+    out: dict[str, float] = {}
+    try:
+        for part in text.split(","):
+            key, sep, value = part.partition("=")
+            if sep:
+                out[key.strip()] = float(value)
+            else:
+                out.update({p: float(key) for p in ("fp32", "fp16", "int8")})
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a share or PRECISION=SHARE list, e.g. int8=0.9") from None
+    return out
+
+
 DATA_HELP = ("dataset as KIND:PATH: camvid:../shared/data/camvid, cityscapes:DIR, voc:DIR (VOC2012), "
              "folder:DIR (images/ + masks/ + classes.txt), or synthetic[:n=64,size=96x128,classes=6,seed=0] "
              "(generated in memory, no files)")
@@ -194,7 +207,7 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
                        help="ASPP atrous rates (model default: 6,12,18 at OS16, 12,24,36 at OS8); auto sizes "
                             "them to the training crop: r = min(H, W) / (6 * OS), rates (r, 2r, 3r) "
                             "(a derived rule, RESEARCH.md section 3.3; on CamVid at 176x240 it widened the "
-                            "receptive field but gained no mIoU, README)")
+                            "receptive field but gained no mIoU, docs/results.md)")
     group.add_argument("--aspp-channels", type=positive_int, default=None, metavar="C", help="ASPP width (model default: 256)")
     group.add_argument("--decoder-channels", type=positive_int, default=None, metavar="C",
                        help="decoder 3x3 conv width (model default: 256)")
@@ -266,64 +279,18 @@ def add_source_args(parser: argparse.ArgumentParser) -> None:
 
 
 def load_model_for(source: str | Path, dataset, device_name: str | None, args: argparse.Namespace | None = None):
-    """The user's model (:func:`segprune.models.load_model`), checked against the dataset's class count.
+    """The user's model (:func:`segprune.models.load_model_for_data`), checked against the dataset's class count.
 
     ``args`` supplies ``--arch/--encoder/--classes`` for a plain weights file.
     """
-    from segprune.errors import CheckpointError
-    from segprune.models import load_model, model_info
+    from segprune.models import load_model_for_data
     from segprune.train.distributed import resolve_device
 
     device = resolve_device(device_name)
-    model, info = load_model(source, arch=getattr(args, "arch", None), encoder=getattr(args, "encoder", None),
-                             classes=getattr(args, "classes", None), map_location=str(device))
-    classes = model_info(model)["num_classes"]
-    if dataset is not None and classes != dataset.num_classes:
-        raise CheckpointError(f"model {source} predicts {classes} classes, the data has {dataset.num_classes}: "
-                              "pass the dataset the model was trained on")
+    model, info = load_model_for_data(source, dataset.num_classes if dataset is not None else None,
+                                      arch=getattr(args, "arch", None), encoder=getattr(args, "encoder", None),
+                                      classes=getattr(args, "classes", None), map_location=str(device))
     return model, device, info
-
-
-def check_output_dir(path: Path, option: str = "--out") -> None:
-    """Refuse now, before any work, a folder the command could not write its outputs into at the end.
-
-    ``path`` may not exist yet: the probe writes a temporary file into ``path`` or its nearest
-    existing parent, so nothing is created by the check (a folder under ``/proc``, on a
-    read-only filesystem or without permission fails here, not after hours of training).
-    """
-    if path.exists() and not path.is_dir():
-        raise ConfigError(f"{option} {path} is a file: pass a folder for the outputs")
-    base = path.absolute()
-    while not base.exists():
-        base = base.parent
-    if not base.is_dir():
-        raise ConfigError(f"{option} {path} lies under the file {base}: pass a folder path")
-    try:
-        fd, probe = tempfile.mkstemp(dir=base, prefix=".segprune-write-test-")
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as exc:
-        raise ConfigError(f"{option} {path} cannot be written ({exc.strerror or exc}): pass a writable "
-                          "folder") from None
-
-
-def check_free_space(path: Path, model: Any, copies: float, what: str, option: str = "--out") -> None:
-    """Refuse now a folder whose disk cannot take ``copies`` times ``model``'s weights (what ``what`` writes).
-
-    A full disk found at the first save loses the work done before it; the estimate is
-    checked against the disk of ``path`` (or its nearest existing parent) before the work.
-    """
-    check_output_dir(path, option)  # a folder that cannot be written at all is told as such first
-    from segprune.limits import model_bytes
-
-    need = copies * model_bytes(model)
-    base = path.absolute()
-    while not base.exists():
-        base = base.parent
-    free = shutil.disk_usage(base).free
-    if free < need:
-        raise ConfigError(f"{option} {path}: {free / 2**20:.0f} MiB free on that disk, and {what} needs about "
-                          f"{need / 2**20:.0f} MiB: free some space or pass an --out on another disk")
 
 
 def check_output_file(path: Path, option: str = "--report") -> None:

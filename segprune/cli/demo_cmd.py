@@ -68,7 +68,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from segprune.cli.bench_cmd import bench_table
     from segprune.demo import DemoConfig, run_demo
-    from segprune.report import format_table, metrics_table
+    from segprune.deploy import stages_table
+    from segprune.report import metrics_table
 
     apply_runtime(args)
     cfg = DemoConfig(data=args.data, arch=args.arch, width=args.width, crop_size=tuple(args.crop_size),
@@ -79,9 +80,6 @@ def run(args: argparse.Namespace) -> int:
     report = run_demo(cfg, args.out)
     analysis, stages, summary = report["analysis"], report["compression"]["stages"], report["summary"]
     cut = {c["tau"]: c for c in analysis["labels"]["cutoffs"]}
-    base = stages[0]
-    rows = [[s["stage"], s["gmacs"], 100 * s["gmacs"] / base["gmacs"], s["mparams"], s["miou"], s["macc"]]
-            for s in stages]
     band = analysis["band"]  # None when --keep-freq was given
     origin = f"holds {band['held']:.3f} of the label energy" if band else "given"
     if band and not band["resolves"]:
@@ -95,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
         f"{cut[0.95]['grid'][1]}; keep-freq {keep:.3f} ({origin}); decoder feature energy inside it: "
         + ", ".join(f"{k} {v['mean_kept_fraction']:.3f}" for k, v in analysis["model"]["features"].items()),
         "",
-        format_table(rows, ["stage", "GMACs", "% MACs", "M params", "mIoU", "mAcc"]),
+        stages_table(stages),
         "",
         bench_table(report["bench"]),
         "",
@@ -103,7 +101,8 @@ def run(args: argparse.Namespace) -> int:
         f"({summary['compressed_p50_ms']:.1f} ms against {summary['unpruned_p50_ms']:.1f} ms, timed side by side), "
         f"{summary['delta_miou']:+.2f} mIoU ({summary['compressed_miou']:.2f} against {summary['unpruned_miou']:.2f})",
         summary["int8_note"],
-        f"plots: {', '.join(report['figures'])}; everything in {args.out} (demo.json, checkpoints, ONNX files)",
+        f"plots: {', '.join(report['figures'])}; everything in {args.out} (demo.json, checkpoints, ONNX files; the deployment folder with its "
+        f"model card in {args.out / 'deploy'})",
     ])
     emit(args, report, table)
     return 0

@@ -17,6 +17,7 @@ from segprune.cli.common import (
     check_output_dir,
     emit,
     load_model_for,
+    parse_agreement,
     positive_int,
 )
 
@@ -36,21 +37,6 @@ DESCRIPTION = ("Export a model (a segprune checkpoint, an SMP save_pretrained fo
 
 def _dynamic(text: str) -> frozenset[str]:
     return frozenset(p.strip() for p in text.split(",") if p.strip() and p.strip() != "none")
-
-
-def _agreement(text: str) -> dict[str, float]:
-    """``0.9999`` (every precision) or ``fp32=0.9999,int8=0.9``."""
-    out: dict[str, float] = {}
-    try:
-        for part in text.split(","):
-            key, sep, value = part.partition("=")
-            if sep:
-                out[key.strip()] = float(value)
-            else:
-                out.update({p: float(key) for p in ("fp32", "fp16", "int8")})
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a share or PRECISION=SHARE list, e.g. int8=0.9") from None
-    return out
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -90,7 +76,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help=f"images for parity and calibration (default: synthetic scenes). {DATA_HELP}")
     check.add_argument("--split", default="val", help="split the parity images come from")
     check.add_argument("--parity-images", type=positive_int, default=8, metavar="N", help="images compared with PyTorch")
-    check.add_argument("--min-agreement", type=_agreement, default={}, metavar="SHARE",
+    check.add_argument("--min-agreement", type=parse_agreement, default={}, metavar="SHARE",
                        help="argmax agreement a file needs, as a share: one value or PRECISION=SHARE pairs "
                             "(defaults: fp32=0.9999, fp16=0.999, int8=0.90)")
     trt = parser.add_argument_group("tensorrt")

@@ -22,7 +22,7 @@ from segprune.cli.common import HelpFormatter, check_output_file
 from segprune.errors import SegpruneError, strip_ansi
 
 INTERNAL_ERROR = 3
-SUBCOMMANDS = ("analyze", "prune", "train", "eval", "erf", "export", "bench", "check", "data", "demo", "info")
+SUBCOMMANDS = ("analyze", "compress", "prune", "train", "eval", "erf", "export", "bench", "check", "data", "demo", "info")
 
 
 class Parser(argparse.ArgumentParser):
@@ -61,6 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.invocation = ["segprune", *map(str, sys.argv[1:] if argv is None else argv)]  # what reruns this command
     try:
         if getattr(args, "report", None) is not None:  # checked before the work, not when the results are ready
             check_output_file(args.report, "--report")

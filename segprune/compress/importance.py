@@ -21,7 +21,7 @@ activation energy turned out to rank channels worse than random order on CamVid 
 channel active on few pixels, a small class's detector, has little energy and a large
 effect), while the in-band fraction ranks better than magnitude alone there before any
 fine-tuning (``benchmarks/importance_ranking.py``). After fine-tuning (CE + distillation,
-``benchmarks/finetune_budget.py``; figures in the README) it was ahead of L1 at half the MACs
+``benchmarks/finetune_budget.py``; figures in the docs/results.md) it was ahead of L1 at half the MACs
 on the first baseline after 20 epochs (+0.72 paired, 2 seeds), and behind it on every paired seed
 of the retrained baseline after 8 epochs at scope all (means -0.33, -1.51, -1.34, -2.25 at 0.5, 0.4,
 0.33 and 0.25 of the MACs; -0.54 at 0.33 on the first), and 1.5 behind with the decoder only and one
@@ -112,6 +112,7 @@ def measure_channel_energy(model: nn.Module, batches: Iterable, keep: float = 1.
     """
     keep = check_keep(keep)
     blocks = {name: block_of(model, name) for name in scope_convs(model, scope)}
+    modules = dict(model.named_modules())
     inputs: list[tuple[int, int]] = []  # the native decoder grid follows from the input size and the decoder stride
     handle = model.register_forward_pre_hook(lambda m, args: inputs.append(tuple(args[0].shape[-2:])))
     try:
@@ -126,6 +127,9 @@ def measure_channel_energy(model: nn.Module, batches: Iterable, keep: float = 1.
     h4, w4 = (math.ceil(side / stride) for side in inputs[0])
     energy = {}
     for conv, block in blocks.items():
+        if block not in spectra.grids:  # never ran (an SMP encoder stage past encoder_depth): no energy, no MACs
+            energy[conv] = torch.zeros(modules[conv].out_channels, dtype=torch.float64)
+            continue
         h, w = spectra.grids[block]
         band = min(1.0, keep * math.sqrt(h4 * w4 / (h * w)))
         hist = spectra.energy[block]

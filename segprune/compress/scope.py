@@ -17,11 +17,11 @@ stage protects the stage's shared channels (e.g. ``backbone.conv1`` keeps ``laye
 block outputs too). The keyword ``fine`` names the encoder's convs at stride 4 or finer, and the
 decoder's skip projection (DeepLabV3+ R18: the stem, ``layer1``
 and ``decoder.project``, 7.5% of the MACs): the path that carries the stride-2/4 detail,
-which uniform pruning at a third of the MACs cuts from 64 to 40 channels (README, "Widths per
+which uniform pruning at a third of the MACs cuts from 64 to 40 channels (docs/results.md, "Widths per
 stage"). It is found from the model's shapes, so it names the same path in an SMP model.
 
 Left unset (``protect=None``), the widths follow :func:`default_protect`: the stride-2/4 path at
-``--scope all`` (README, "Widths per stage") and nothing in the narrower scopes, which hold none of
+``--scope all`` (docs/results.md, "Widths per stage") and nothing in the narrower scopes, which hold none of
 the encoder. ``none`` asks for uniform widths by name.
 
 The ratio helpers mirror torch-pruning's local pruning (``BasePruner._prune``): a layer of
@@ -98,7 +98,7 @@ def default_protect(scope: str) -> tuple[str, ...]:
     as the rest. On CamVid (DeepLabV3+ R18, keep 0.75, 8 epochs) keeping them whole was ahead of
     uniform spectral-l1 widths on 8 of 9 paired seeds from a quarter to half of the MACs (mean +1.46;
     the ninth level) and level with uniform L1 (mean +0.10); with them whole the two rankings give
-    one model (README, "Widths per stage"). The narrower scopes hold none of the encoder, so there
+    one model (docs/results.md, "Widths per stage"). The narrower scopes hold none of the encoder, so there
     nothing is protected.
     """
     return (FINE_PATH,) if check_scope(scope) == "all" else ()

@@ -47,7 +47,7 @@ class ExportPlan:
     outside its Q/DQ pairs (:func:`segprune.export.precision.quantize_int8`). ``None`` picks
     for the consumer: ``fp16`` when TensorRT engines are built (a strongly typed engine runs
     every layer outside a Q/DQ pair in the graph's type, so fp32 there would be slow),
-    ``fp32`` otherwise (onnxruntime on a CPU runs an fp16 rest several times slower, README).
+    ``fp32`` otherwise (onnxruntime on a CPU runs an fp16 rest several times slower, docs/results.md).
     """
 
     precisions: Sequence[str] = ("fp32",)

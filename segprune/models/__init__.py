@@ -39,7 +39,7 @@ from segprune.models.deeplabv3plus import DeepLabV3Plus
 from segprune.models.files import load_state_dict_file
 from segprune.models.grid import RESIZE_MODES, check_keep, decoder_grid, resize_to_grid
 from segprune.models.registry import build_model, create_model, list_models
-from segprune.models.sources import load_model
+from segprune.models.sources import load_model, load_model_for_data
 
 
 def logits_only_(model, aux: str = "drop"):
@@ -77,6 +77,7 @@ __all__ = [
     "load_backbone_weights",
     "load_checkpoint",
     "load_model",
+    "load_model_for_data",
     "load_state_dict_file",
     "logits_only_",
     "model_info",

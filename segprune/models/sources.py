@@ -149,3 +149,21 @@ def load_model(source: str | os.PathLike, *, arch: str | None = None, encoder: s
     model.to(torch.device(map_location))
     return model.eval(), {"path": str(path), "kind": kind, "family": adapter.family, "metadata": meta,
                           "config": adapter.config_of(model)}
+
+
+def load_model_for_data(source: str | os.PathLike, num_classes: int | None, *, arch: str | None = None,
+                        encoder: str | None = None, classes: int | None = None,
+                        map_location: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
+    """:func:`load_model`, refused when the model predicts other than ``num_classes`` classes (None: unchecked).
+
+    A model trained on other classes would be scored, pruned and fine-tuned against labels
+    it does not know; the user hears so before any of that work.
+    """
+    from segprune.models.adapters import model_info
+
+    model, info = load_model(source, arch=arch, encoder=encoder, classes=classes, map_location=map_location)
+    predicted = model_info(model)["num_classes"]
+    if num_classes is not None and predicted != num_classes:
+        raise CheckpointError(f"model {source} predicts {predicted} classes, the data has {num_classes}: "
+                              "pass the dataset the model was trained on")
+    return model, info

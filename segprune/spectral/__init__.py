@@ -6,7 +6,14 @@ documented in :mod:`segprune.spectral.bands` and the modules named below.
 
 from segprune.data.labels import one_hot
 from segprune.models.grid import held_band, recommend_grid
-from segprune.spectral.analyze import Band, analyze_labels, analyze_model, choose_band, held_energy
+from segprune.spectral.analyze import (
+    Band,
+    analyze_labels,
+    analyze_model,
+    band_for_energy,
+    choose_band,
+    held_energy,
+)
 from segprune.spectral.band_ce import band_ce_share, ce_by_band
 from segprune.spectral.bands import NBINS, band_grid, band_index, band_mask, band_radius, check_keep
 from segprune.spectral.ceilings import Ceilings, grid_labels, lowpass_labels
@@ -22,6 +29,7 @@ from segprune.spectral.transforms import dct_matrix
 
 __all__ = [
     "analyze_labels",
+    "band_for_energy",
     "analyze_model",
     "Band",
     "choose_band",

@@ -239,6 +239,25 @@ def choose_band(spectrum: LabelSpectrum, tau: float, label_size: tuple[int, int]
                 input_size_needed=tuple(rec["input_size_needed"]))
 
 
+def band_for_energy(train_set, energy: float, input_size: tuple[int, int], decoder_stride: int, *,
+                    workers: int = 0, progress: bool = True) -> tuple[Band, LabelAnalysis]:
+    """``--energy`` -> the band, from ``train_set``'s labels; refused when the model cannot hold it at ``input_size``.
+
+    Not a silent cap at keep-freq 1: the user asked for a band this model cannot resolve,
+    and the error gives the largest energy it can hold. ``prune`` and ``compress`` call this.
+    """
+    import math
+
+    from segprune.errors import ConfigError
+
+    labels = analyze_labels(train_set, taus=(energy,), ceiling_images=-1, workers=workers, progress=progress)
+    band = choose_band(labels.spectrum, energy, labels.report["reference_size"], input_size, decoder_stride)
+    if not band.resolves:
+        raise ConfigError(f"{band.note()}; pass --energy {math.floor(band.held * 1000) / 1000:.3f} or less, "
+                          "--keep-freq 1, or that --input-size")
+    return band, labels
+
+
 @torch.no_grad()
 def analyze_model(model, loader, *, keep: float = 1.0, input_size: tuple[int, int] | None = None,
                   layers=None, nbins: int = NBINS, max_batches: int | None = None, device="cpu",

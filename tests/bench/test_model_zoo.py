@@ -39,20 +39,21 @@ def test_the_families_table_says_what_works_and_why_the_rest_does_not() -> None:
     assert "1 not finished" in text
 
 
-def _assert_readme_quotes(result: str, module: str, begin: str, end: str, render: str) -> None:
-    """The README's block between ``begin`` and ``end`` is ``module.render`` of the committed JSON."""
+def _assert_readme_quotes(result: str, module: str, begin: str, end: str, render: str, page: str) -> None:
+    """The block between ``begin`` and ``end`` in ``page`` (a Markdown file of the repository) is
+    ``module.render`` of the committed JSON."""
     path = REPO / "benchmarks" / "results" / result
     if not path.is_file():
         pytest.skip(f"benchmarks/results/{result} not committed")
     bench = _load(module)
-    readme = (REPO / "README.md").read_text()
+    readme = (REPO / page).read_text()
     start, stop = readme.index(getattr(bench, begin)), readme.index(getattr(bench, end)) + len(getattr(bench, end))
     assert readme[start:stop] == getattr(bench, render)(json.loads(path.read_text())), \
-        f"README's block from {result} is stale: paste `python benchmarks/{module}.py --table` over it"
+        f"{page}'s block from {result} is stale: paste `python benchmarks/{module}.py --table` over it"
 
 
-def test_the_readme_table_is_the_committed_json() -> None:
-    _assert_readme_quotes("model_zoo.json", "model_zoo", "TABLE_BEGIN", "TABLE_END", "table")
+def test_the_families_page_table_is_the_committed_json() -> None:
+    _assert_readme_quotes("model_zoo.json", "model_zoo", "TABLE_BEGIN", "TABLE_END", "table", "docs/families.md")
 
 
 def _row(arm: str, seed: int, miou: float, keep: float = 1.0, macs: float = 1.0) -> dict:
@@ -125,5 +126,6 @@ def test_the_unet_readme_block_quotes_the_report() -> None:
     assert "Not run in this session (the plan's rest, `--budget`): channels 0.33 seed 1." in text
 
 
-def test_the_readme_unet_block_is_the_committed_json() -> None:
-    _assert_readme_quotes("unet_headline.json", "unet_headline", "BLOCK_BEGIN", "BLOCK_END", "readme_block")
+def test_the_results_page_unet_block_is_the_committed_json() -> None:
+    _assert_readme_quotes("unet_headline.json", "unet_headline", "BLOCK_BEGIN", "BLOCK_END", "readme_block",
+                          "docs/results.md")

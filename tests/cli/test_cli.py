@@ -103,7 +103,7 @@ def test_demo_runs_end_to_end_and_quotes_figures_of_one_run(tmp_path, capsys) ->
     assert [s["stage"] for s in report["compression"]["stages"]] == ["original", "compressed", "fine-tuned"]
     # the quoted speed-up and mIoU difference are those of the one interleaved bench run in the report
     results = {r["label"]: r for r in report["bench"]["results"]}
-    base, small = results["unpruned fp32"], results["compressed fp32"]
+    base, small = results["original fp32"], results["compressed fp32"]
     summary = report["summary"]
     assert summary["speedup_fp32"] == pytest.approx(base["latency"]["p50_ms"] / small["latency"]["p50_ms"])
     assert summary["delta_miou"] == pytest.approx(small["accuracy"]["miou"] - base["accuracy"]["miou"])

@@ -103,3 +103,16 @@ def test_build_importance_names_and_errors(calib):
         build_importance("taylor", model)
     with pytest.raises(ConfigError, match="got no calibration images"):
         measure_channel_energy(model, [], 0.5)
+
+
+def test_layers_the_forward_never_runs_rank_at_zero_energy():
+    """SMP builds every ResNet stage but an encoder_depth=3 model never runs layer3/layer4: their convs get no
+    spectra, so they rank at zero (they cost no MACs) instead of failing the measurement."""
+    smp = pytest.importorskip("segmentation_models_pytorch", reason="SMP not installed: pip install 'segprune[smp]'")
+    torch.manual_seed(0)
+    model = smp.Unet(encoder_name="resnet18", encoder_weights=None, classes=3, encoder_depth=3,
+                     decoder_channels=(32, 16, 8)).eval()
+    energy = measure_channel_energy(model, [torch.randn(2, 3, 64, 64)], keep=0.5, scope="all", fraction=True)
+    unused = [name for name in energy if name.startswith("encoder.layer4.")]
+    assert unused and all(float(energy[name].abs().sum()) == 0.0 for name in unused)
+    assert float(energy["encoder.layer1.0.conv1"].sum()) > 0

@@ -4,7 +4,7 @@ Each case builds the model tiny, compresses it (truncation where its family allo
 ``--scope all``), saves it, reloads it in a fresh process, exports fp32 ONNX with parity and
 checks TensorRT's rules (:func:`segprune.conformance.run_case`); or it is refused in one line,
 never with an internal error. The subset covers every code path the whole list goes through
-(``benchmarks/model_zoo.py`` runs it all and its JSON makes the README table): plain residual
+(``benchmarks/model_zoo.py`` runs it all and its JSON makes the docs' families table): plain residual
 encoders, squeeze-excitation layers narrower than ``--round-to``, a conv the forward never calls,
 split-path attention torch-pruning maps wrongly, a transformer that cannot be built on the meta
 device, same-padding conv subclasses with LayerNorm, every SMP decoder, torchvision's models.
