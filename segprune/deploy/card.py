@@ -53,7 +53,7 @@ def card_text(out: Path, cfg, *, size: tuple[int, int], command: str | None, eng
     plan = cfg.plan
     ft = plan.finetune
 
-    lines = [f"# Model card: {Path(prune['checkpoint']).name}, compressed by segprune", ""]
+    lines = [f"# Model card: {prune['checkpoint']}, compressed by segprune", ""]
     headline = (f"{_percent(last['gmacs'], first['gmacs']):.1f}% of the MACs and "
                 f"{_percent(last['mparams'], first['mparams']):.1f}% of the parameters of the original")
     if "compressed fp32" in speed:

@@ -47,3 +47,13 @@ def test_every_json_the_readme_links_is_committed() -> None:
 
 def test_the_readme_is_short() -> None:
     assert len((REPO / "README.md").read_text().splitlines()) <= 200
+
+
+def test_every_result_file_the_docs_name_is_committed() -> None:
+    """A figure in the docs' prose names its JSON; a renamed or deleted result must not leave a dangling source."""
+    named = set()
+    for page in (REPO / "docs").rglob("*.md"):
+        named |= {(page, m) for m in re.findall(r"benchmarks/results/[\w./-]+\.(?:json|png)", page.read_text())}
+    assert named
+    missing = sorted(f"{page.relative_to(REPO)}: {m}" for page, m in named if not (REPO / m).exists())
+    assert not missing, f"the docs name results that are not committed: {missing[:5]}"
