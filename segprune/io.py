@@ -234,6 +234,14 @@ def path_sha256(path: str | os.PathLike) -> str:
     return hashlib.sha256("\n".join(lines).encode()).hexdigest()
 
 
+def _nearest_existing(path: Path) -> Path:
+    """``path``, or its nearest parent that exists: where a folder not yet created would be made."""
+    base = path.absolute()
+    while not base.exists():
+        base = base.parent
+    return base
+
+
 def check_output_dir(path: Path, option: str = "--out") -> None:
     """Refuse now, before any work, a folder the command could not write its outputs into at the end.
 
@@ -243,9 +251,7 @@ def check_output_dir(path: Path, option: str = "--out") -> None:
     """
     if path.exists() and not path.is_dir():
         raise ConfigError(f"{option} {path} is a file: pass a folder for the outputs")
-    base = path.absolute()
-    while not base.exists():
-        base = base.parent
+    base = _nearest_existing(path)
     if not base.is_dir():
         raise ConfigError(f"{option} {path} lies under the file {base}: pass a folder path")
     try:
@@ -267,10 +273,7 @@ def check_free_space(path: Path, model: Any, copies: float, what: str, option: s
     from segprune.limits import model_bytes
 
     need = copies * model_bytes(model)
-    base = path.absolute()
-    while not base.exists():
-        base = base.parent
-    free = shutil.disk_usage(base).free
+    free = shutil.disk_usage(_nearest_existing(path)).free
     if free < need:
         raise ConfigError(f"{option} {path}: {free / 2**20:.0f} MiB free on that disk, and {what} needs about "
                           f"{need / 2**20:.0f} MiB: free some space or pass an --out on another disk")

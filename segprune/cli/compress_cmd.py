@@ -71,7 +71,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from segprune.deploy import CompressionPlan, DeployConfig, compress_for_deployment
+    from segprune.cli.bench_cmd import bench_table
+    from segprune.deploy import CompressionPlan, DeployConfig, compress_for_deployment, stages_table
     from segprune.io import load_json
 
     apply_runtime(args)
@@ -88,9 +89,6 @@ def run(args: argparse.Namespace) -> int:
                                    classes=args.classes, overwrite=args.overwrite,
                                    command=shlex.join(getattr(args, "invocation", ["segprune", "compress"])))
     bench = load_json(args.out / "bench" / "bench.json")
-    from segprune.cli.bench_cmd import bench_table
-    from segprune.deploy import stages_table
-
     prune = load_json(args.out / "compressed" / "report.json")
     emit(args, {**done, "bench": bench, "compression": prune},
          f"{stages_table(prune['stages'])}\n\n{bench_table(bench)}\n\nmodel card {done['card']}")

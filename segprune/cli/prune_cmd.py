@@ -15,7 +15,6 @@ from segprune.cli.common import (
     check_free_space,
     check_output_dir,
     emit,
-    load_model_for,
 )
 from segprune.cli.compression_args import add_compression_args, add_model_and_splits, compression_configs
 
@@ -42,28 +41,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
 
-    from segprune.data import EvalTransform, build_dataset
-    from segprune.deploy import CompressionPlan, compress_model, stages_table
+    from segprune.deploy import CompressionPlan, compress_model, load_for_compression, stages_table
 
     apply_runtime(args)
     check_output_dir(args.out)  # checked, not created: a failed run leaves no empty folder
     started = time.perf_counter()
     config, ft, energy = compression_configs(args)  # every option is checked before any data or model is read
-    build_dataset(args.data, args.train_split)  # a missing train split is refused before the model loads
-    val_set = build_dataset(args.data, args.val_split, transform=EvalTransform())
-    model, _, _ = load_model_for(args.checkpoint, val_set, "cpu", args)
-    if config.prunes:  # names in --protect are checked against the model before any analysis
-        from segprune.compress.scope import resolve_protect
-
-        resolve_protect(model, config.scope, config.protect)
-    check_free_space(args.out, model, 5, "the compressed model and its fine-tuning run")
-    size = args.input_size or tuple(val_set.read_label(0).shape)
     plan = CompressionPlan(config, ft, energy, args.prune_steps, args.calib_images)
+    model, _, size = load_for_compression(args.checkpoint, plan, args.data, train_split=args.train_split,
+                                          val_split=args.val_split, input_size=args.input_size, arch=args.arch,
+                                          encoder=args.encoder, classes=args.classes)
+    check_free_space(args.out, model, 5, "the compressed model and its fine-tuning run")
     report = compress_model(model, plan, args.data, args.out, source=str(args.checkpoint), size=size,
                             input_size=args.input_size, train_split=args.train_split, val_split=args.val_split,
                             device=args.device, workers=args.workers, progress=not args.no_progress)
     keep = report["keep_freq"]
-    emit(args, report, f"{stages_table(report['stages'])}\nkeep-freq {keep:.3f} ({report['trunc_mode']}); {time.perf_counter() - started:.0f} s; "
-                       f"compressed checkpoint {args.out / 'model.safetensors'}")
+    emit(args, report, f"{stages_table(report['stages'])}\nkeep-freq {keep:.3f} ({report['trunc_mode']}); "
+                       f"{time.perf_counter() - started:.0f} s; compressed checkpoint {args.out / 'model.safetensors'}")
     print(f"report {args.out / 'report.json'}", file=sys.stderr)
     return 0

@@ -21,7 +21,7 @@ activation energy turned out to rank channels worse than random order on CamVid 
 channel active on few pixels, a small class's detector, has little energy and a large
 effect), while the in-band fraction ranks better than magnitude alone there before any
 fine-tuning (``benchmarks/importance_ranking.py``). After fine-tuning (CE + distillation,
-``benchmarks/finetune_budget.py``; figures in the docs/results.md) it was ahead of L1 at half the MACs
+``benchmarks/finetune_budget.py``; figures in docs/results.md) it was ahead of L1 at half the MACs
 on the first baseline after 20 epochs (+0.72 paired, 2 seeds), and behind it on every paired seed
 of the retrained baseline after 8 epochs at scope all (means -0.33, -1.51, -1.34, -2.25 at 0.5, 0.4,
 0.33 and 0.25 of the MACs; -0.54 at 0.33 on the first), and 1.5 behind with the decoder only and one

@@ -5,7 +5,8 @@ The library pipeline composed (``compress_``, ``finetune``, ``export_model``, ``
 and the demo run :func:`compress_for_deployment`.
 """
 
-from segprune.deploy.compression import CompressionPlan, compress_model, stages_table
+from segprune.deploy.compression import CompressionPlan, compress_model, load_for_compression, stages_table
 from segprune.deploy.pipeline import DeployConfig, compress_for_deployment
 
-__all__ = ["CompressionPlan", "DeployConfig", "compress_for_deployment", "compress_model", "stages_table"]
+__all__ = ["CompressionPlan", "DeployConfig", "compress_for_deployment", "compress_model", "load_for_compression",
+           "stages_table"]

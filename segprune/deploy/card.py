@@ -12,6 +12,7 @@ import shlex
 from pathlib import Path
 from typing import Any
 
+from segprune.deploy.compression import stages_table
 from segprune.io import atomic_write, load_json
 from segprune.report import markdown_table
 
@@ -93,9 +94,7 @@ def card_text(out: Path, cfg, *, size: tuple[int, int], command: str | None, eng
     lines.append("")
 
     lines += [f"## Cost and accuracy in PyTorch ({cfg.val_split} split)", ""]
-    lines.append(markdown_table([[s["stage"], s["gmacs"], _percent(s["gmacs"], first["gmacs"]), s["mparams"],
-                                  s["miou"], s["macc"]] for s in stages],
-                                ["stage", "GMACs", "% MACs", "M params", "mIoU", "mAcc"]))
+    lines.append(stages_table(stages, markdown=True))
     lines.append("")
 
     lines += [f"## Deployment figures, measured side by side on {where}", ""]

@@ -41,6 +41,28 @@ class CompressionPlan:
                 "energy": self.energy, "prune_steps": self.prune_steps, "calib_images": self.calib_images}
 
 
+def load_for_compression(source: str | Path, plan: CompressionPlan, data: str, *, train_split: str = "train",
+                         val_split: str = "val", input_size: tuple[int, int] | None = None, arch: str | None = None,
+                         encoder: str | None = None, classes: int | None = None
+                         ) -> tuple[nn.Module, dict[str, Any], tuple[int, int]]:
+    """The model at ``source`` checked against the data and the plan before any work, and the scoring size.
+
+    Both splits must exist, the model must predict the data's classes and ``--protect`` must
+    name its modules; the size is ``input_size``, else the val labels' size. ``prune`` and
+    ``compress`` refuse bad input here, before the label analysis or a training step.
+    """
+    from segprune.compress.scope import resolve_protect
+    from segprune.data import EvalTransform, build_dataset
+    from segprune.models import load_model_for_data
+
+    build_dataset(data, train_split)  # a missing train split is refused before the model loads
+    val_set = build_dataset(data, val_split, transform=EvalTransform())
+    model, info = load_model_for_data(source, val_set.num_classes, arch=arch, encoder=encoder, classes=classes)
+    if plan.config.prunes:  # names in --protect are checked against the model before any analysis
+        resolve_protect(model, plan.config.scope, plan.config.protect)
+    return model, info, input_size or tuple(val_set.read_label(0).shape)
+
+
 def compress_model(model: nn.Module, plan: CompressionPlan, data: str, out: str | Path, *, source: str,
                    size: tuple[int, int], input_size: tuple[int, int] | None = None, train_split: str = "train",
                    val_split: str = "val", device: str | None = None, workers: int = 0,
@@ -90,10 +112,12 @@ def compress_model(model: nn.Module, plan: CompressionPlan, data: str, out: str 
     return report
 
 
-def stages_table(stages: list[dict[str, Any]]) -> str:
-    """The scored stages (original, compressed, fine-tuned) as the table ``prune`` prints and the card quotes."""
-    from segprune.report import format_table
+def stages_table(stages: list[dict[str, Any]], markdown: bool = False) -> str:
+    """The scored stages (original, compressed, fine-tuned): the table ``prune`` prints, or (``markdown``) the
+    card's."""
+    from segprune.report import format_table, markdown_table
 
     rows = [[s["stage"], s["gmacs"], 100 * s["gmacs"] / stages[0]["gmacs"], s["mparams"], s["miou"], s["macc"]]
             for s in stages]
-    return format_table(rows, ["stage", "GMACs", "% MACs", "M params", "mIoU", "mAcc"])
+    return (markdown_table if markdown else format_table)(rows, ["stage", "GMACs", "% MACs", "M params", "mIoU",
+                                                                 "mAcc"])

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from segprune.deploy.card import CARD
-from segprune.deploy.compression import CHECKPOINT, CompressionPlan, compress_model
+from segprune.deploy.compression import CHECKPOINT, CompressionPlan, compress_model, load_for_compression
 from segprune.deploy.stages import StageFolder
 from segprune.errors import ConfigError, RegressionFound
 
@@ -110,44 +110,35 @@ def compress_for_deployment(source: str | Path, cfg: DeployConfig, out: str | Pa
     ``arch``/``encoder``/``classes`` describe a plain weights file (:func:`segprune.models.load_model`);
     ``command`` is the command line the card gives to reproduce the folder.
     """
-    from segprune.compress.scope import resolve_protect
-    from segprune.data import EvalTransform, build_dataset
     from segprune.export import ExportConfig
     from segprune.io import check_free_space, path_sha256
-    from segprune.models import load_model_for_data
+    from segprune.models import load_model
+    from segprune.train.distributed import resolve_device
 
     say = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
     cfg = cfg.validate()
     out = Path(out)
-    if cfg.tensorrt and engines_missing():
-        raise ConfigError(f"--tensorrt: {engines_missing()}")
-    engines = cfg.tensorrt if cfg.tensorrt is not None else engines_missing() is None
-    source = Path(source)
-    if not source.exists():
-        raise ConfigError(f"model {source} does not exist: pass a segprune checkpoint, an SMP save_pretrained "
-                          "folder, or a weights file with --arch")
-    folder = StageFolder(out, {**cfg.options(), "source": str(source), "source_sha256": path_sha256(source),
-                               "arch": arch, "encoder": encoder, "classes": classes}, overwrite=overwrite)
-    resumed = folder.prepare()
-    build_dataset(cfg.data, cfg.train_split)  # a missing split is refused before the model loads
-    val_set = build_dataset(cfg.data, cfg.val_split, transform=EvalTransform())
-    from segprune.train.distributed import resolve_device
-
-    device = str(resolve_device(cfg.device))
-    model, _ = load_model_for_data(source, val_set.num_classes, arch=arch, encoder=encoder, classes=classes)
-    if cfg.plan.config.prunes:
-        resolve_protect(model, cfg.plan.config.scope, cfg.plan.config.protect)
-    size = cfg.input_size or tuple(val_set.read_label(0).shape)
+    missing = engines_missing()
+    if cfg.tensorrt and missing:
+        raise ConfigError(f"--tensorrt: {missing}")
+    engines = cfg.tensorrt if cfg.tensorrt is not None else missing is None
+    device = str(resolve_device(cfg.device))  # a GPU asked for and not there: refused now
+    model, _, size = load_for_compression(source, cfg.plan, cfg.data, train_split=cfg.train_split,
+                                          val_split=cfg.val_split, input_size=cfg.input_size, arch=arch,
+                                          encoder=encoder, classes=classes)
     if cfg.crop_from_size and cfg.plan.finetune is not None:  # fine-tune at the size the model is deployed at
         cfg = replace(cfg, plan=replace(cfg.plan, finetune=replace(cfg.plan.finetune, crop_size=size)))
     export_cfg = ExportConfig(input_size=size).validate(model)  # a size the model cannot take: refused now
+    folder = StageFolder(out, {**cfg.options(), "source": str(source), "source_sha256": path_sha256(source),
+                               "arch": arch, "encoder": encoder, "classes": classes}, overwrite=overwrite)
+    resumed = folder.prepare()
     check_free_space(out, model, 12, "the compressed model, its fine-tuning run and the exports of both models")
     if resumed:
         say(f"resuming {out}: {', '.join(resumed)} already done")
     folder.clear()
     # a copy is compressed: the original stays for its own export
     if folder.done(COMPRESSED):
-        compressed, _ = load_model_for_data(out / COMPRESSED / CHECKPOINT, val_set.num_classes)
+        compressed, _ = load_model(out / COMPRESSED / CHECKPOINT)
     else:
         say(f"[1/4] compressing {source} ({cfg.plan.finetune.epochs if cfg.plan.finetune else 0} fine-tuning epochs)")
         compressed = copy.deepcopy(model)
@@ -172,7 +163,7 @@ def compress_for_deployment(source: str | Path, cfg: DeployConfig, out: str | Pa
 
         say("[4/4] recording the baselines and writing the model card")
         files = write_card(out, cfg, size=size, command=command,
-                           engines_note=None if engines else (engines_missing() or "--no-tensorrt was given"))
+                           engines_note=None if engines else (missing or "--no-tensorrt was given"))
         folder.finish(CARD_STAGE, files=files)
     return {"out": str(out), "resumed": resumed, "stages": folder.stages, "card": str(out / CARD)}
 
